@@ -1,0 +1,222 @@
+"""The recipients' public key manifest: load it, validate it, fail closed.
+
+The manifest (``keys/manifest.json``) lists the OHCHR reprisals team's X25519
+public keys. It is public; it never holds a secret key. Anything wrong with
+it (a bad key, a fingerprint that does not match, no active key) stops the
+portal from accepting submissions rather than sealing to the wrong keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nacl import bindings
+from nacl.exceptions import RuntimeError as NaclRuntimeError
+
+from portal.envelope import KEY_SIZE, fingerprint, key_id
+
+MANIFEST_VERSION = 1
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_LABEL = 120
+STATUSES = ("active", "retired")
+ENTRY_FIELDS = {"label", "public_key", "fingerprint", "created", "status", "demo"}
+
+
+class KeyManifestError(Exception):
+    """A manifest or key entry is unusable; ``hint`` says how to fix it."""
+
+    def __init__(self, message: str, hint: str = "See keys/README.md.") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class RecipientKey:
+    """One recipient's public key as listed in the manifest."""
+
+    label: str
+    public_key: bytes
+    created: dt.date
+    status: str = "active"
+    demo: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_key)
+
+    @property
+    def key_id(self) -> bytes:
+        return key_id(self.public_key)
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest entry for this key, as ``portal-desk keygen`` prints it."""
+        entry: dict[str, Any] = {
+            "label": self.label,
+            "public_key": base64.b64encode(self.public_key).decode(),
+            "fingerprint": self.fingerprint,
+            "created": self.created.isoformat(),
+            "status": self.status,
+        }
+        if self.demo:
+            entry["demo"] = True
+        return entry
+
+
+@dataclass(frozen=True)
+class Manifest:
+    recipients: tuple[RecipientKey, ...]
+
+    @property
+    def active(self) -> tuple[RecipientKey, ...]:
+        return tuple(k for k in self.recipients if k.status == "active")
+
+    @property
+    def is_demo(self) -> bool:
+        return any(k.demo for k in self.active)
+
+    def require_active(self) -> tuple[RecipientKey, ...]:
+        """The keys to seal to; raises rather than return none."""
+        if not self.active:
+            raise KeyManifestError(
+                "the key manifest has no active recipient key, so nothing can be sealed",
+                "Add the team's public key with `portal-desk keygen` (see keys/README.md).",
+            )
+        return self.active
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": MANIFEST_VERSION, "recipients": [k.to_json() for k in self.recipients]}
+
+
+def check_public_key(raw: bytes) -> None:
+    """Refuse keys that are the wrong length or of low order (they would expose the content key)."""
+    if len(raw) != KEY_SIZE:
+        raise KeyManifestError(f"a public key must be {KEY_SIZE} bytes, this one is {len(raw)}")
+    try:
+        # A clamped scalar is a multiple of 8, so the product is zero (and
+        # libsodium refuses it) exactly when the point has small order.
+        bindings.crypto_scalarmult(b"\x07" * KEY_SIZE, raw)
+    except NaclRuntimeError:
+        raise KeyManifestError("the public key is a low-order point and must not be used") from None
+
+
+def parse_entry(obj: object, where: str = "the key entry") -> RecipientKey:
+    """Validate one manifest entry (a JSON object) and return it."""
+    if not isinstance(obj, Mapping):
+        raise KeyManifestError(f"{where} is not a JSON object")
+    unknown = set(obj) - ENTRY_FIELDS
+    missing = ENTRY_FIELDS - {"demo"} - set(obj)
+    if unknown or missing:
+        names = ", ".join(sorted(unknown | missing))
+        raise KeyManifestError(f"{where} has unknown or missing fields: {names}")
+    key = RecipientKey(
+        label=_label(obj["label"], where),
+        public_key=_public_key(obj["public_key"], where),
+        created=_date(obj["created"], where),
+        status=_status(obj["status"], where),
+        demo=_flag(obj.get("demo", False), where),
+    )
+    if obj["fingerprint"] != key.fingerprint:
+        raise KeyManifestError(
+            f"{where} ({key.label}): the fingerprint does not match the public key",
+            "Copy the entry again from the output of `portal-desk keygen`; never edit it by hand.",
+        )
+    return key
+
+
+def parse_manifest(obj: object) -> Manifest:
+    """Validate a whole manifest object."""
+    if not isinstance(obj, Mapping) or set(obj) != {"version", "recipients"}:
+        raise KeyManifestError('a manifest is a JSON object with "version" and "recipients"')
+    if obj["version"] != MANIFEST_VERSION:
+        raise KeyManifestError(f"manifest version {obj['version']!r} is not supported (1 is)")
+    entries = obj["recipients"]
+    if not isinstance(entries, list):
+        raise KeyManifestError('"recipients" must be a list')
+    keys = tuple(parse_entry(e, f"recipient #{i + 1}") for i, e in enumerate(entries))
+    for attr in ("label", "public_key"):
+        values = [getattr(k, attr) for k in keys]
+        if len(set(values)) != len(values):
+            raise KeyManifestError(f"two recipients have the same {attr.replace('_', ' ')}")
+    return Manifest(keys)
+
+
+def parse_recipients(text: str) -> tuple[RecipientKey, ...]:
+    """Read either one printed entry or a whole manifest (what ``--to`` accepts)."""
+    obj = _json(text)
+    if isinstance(obj, Mapping) and "recipients" in obj:
+        return parse_manifest(obj).active
+    return (parse_entry(obj),)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Load and validate the manifest at ``path``; raises :class:`KeyManifestError`."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as err:
+        raise KeyManifestError(
+            f"cannot read the key manifest {path}: {err.strerror}",
+            "Set PORTAL_KEYS_MANIFEST to the manifest's path (see keys/README.md).",
+        ) from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise KeyManifestError(f"the key manifest {path} is larger than 1 MiB")
+    try:
+        return parse_manifest(_json(data.decode("utf-8")))
+    except UnicodeDecodeError:
+        raise KeyManifestError(f"the key manifest {path} is not UTF-8 text") from None
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise KeyManifestError(f"not valid JSON (line {err.lineno}): {err.msg}") from None
+
+
+def _label(value: object, where: str) -> str:
+    ok = isinstance(value, str) and 0 < len(value.strip()) <= MAX_LABEL
+    if not ok or any(not c.isprintable() for c in str(value)):
+        raise KeyManifestError(f"{where}: the label must be 1 to {MAX_LABEL} printable characters")
+    return str(value)
+
+
+def _public_key(value: object, where: str) -> bytes:
+    try:
+        raw = base64.b64decode(str(value), validate=True) if isinstance(value, str) else b""
+    except binascii.Error:
+        raw = b""
+    if not raw:
+        raise KeyManifestError(f"{where}: the public key is not base64")
+    try:
+        check_public_key(raw)
+    except KeyManifestError as err:
+        raise KeyManifestError(f"{where}: {err}") from None
+    return raw
+
+
+def _date(value: object, where: str) -> dt.date:
+    try:
+        if isinstance(value, str):
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise KeyManifestError(f"{where}: created must be a date like 2026-11-23")
+
+
+def _status(value: object, where: str) -> str:
+    if value not in STATUSES:
+        raise KeyManifestError(f"{where}: status must be one of {', '.join(STATUSES)}")
+    return str(value)
+
+
+def _flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise KeyManifestError(f"{where}: demo must be true or false")
+    return value
