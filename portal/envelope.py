@@ -38,7 +38,8 @@ CHUNK_EXPONENT = 16
 TAG_SIZE = 16
 KEY_SIZE = 32
 KEY_ID_SIZE = 16
-STANZA_SIZE = KEY_ID_SIZE + 32 + KEY_SIZE + 16  # key id, ephemeral key, boxed key, tag
+SEALED_KEY_SIZE = 32 + KEY_SIZE + 16  # crypto_box_seal: ephemeral public key, boxed key, tag
+STANZA_SIZE = KEY_ID_SIZE + SEALED_KEY_SIZE
 MAC_SIZE = 32
 FIXED_HEADER_SIZE = 16
 LENGTH_PREFIX_SIZE = 8
@@ -55,7 +56,11 @@ _ZEROS = memoryview(bytes(CHUNK_SIZE))
 
 
 class SealPath(enum.IntEnum):
-    """Where the envelope was sealed; recorded (and authenticated) in the header."""
+    """Where the envelope was sealed, as its sealer declares it in the header.
+
+    The header MAC stops anyone without the content key from changing it; it
+    cannot stop a dishonest sealer (such as a compromised server) from lying.
+    """
 
     BROWSER = 1
     SERVER = 2
@@ -351,6 +356,7 @@ def seal_stream(
     recipients: Sequence[bytes],
     size: int,
     path: SealPath = SealPath.DESK,
+    *,
     rng: Random = os.urandom,
 ) -> Header:
     """Seal ``size`` bytes from ``src`` (a file object or an iterable of bytes) to ``dst``.
@@ -358,8 +364,10 @@ def seal_stream(
     ``recipients`` are raw 32-byte X25519 public keys. Memory use is a few
     chunks whatever the size. Randomness comes from ``rng`` in a fixed order
     (content key, then one ephemeral secret per recipient) so that tests can
-    reproduce the known-answer vectors; production code leaves it as
-    ``os.urandom``. Raises :class:`SizeMismatch` if ``src`` is not ``size`` long.
+    reproduce the known-answer vectors; everything else MUST leave it as
+    ``os.urandom``, since a repeated content key repeats AES-GCM nonces.
+    Raises :class:`SizeMismatch` if ``src`` is not ``size`` long; whatever
+    was already written to ``dst`` must then be discarded.
     """
     if size < 0:
         raise ValueError("size must not be negative")
@@ -391,7 +399,7 @@ def unwrap(header_raw: bytes, header: Header, identities: Sequence[PrivateKey]) 
             continue
         at = FIXED_HEADER_SIZE + header.key_ids.index(own_id) * STANZA_SIZE + KEY_ID_SIZE
         try:
-            content_key = SealedBox(identity).decrypt(header_raw[at : at + STANZA_SIZE - 16])
+            content_key = SealedBox(identity).decrypt(header_raw[at : at + SEALED_KEY_SIZE])
         except CryptoError:
             raise AuthenticationFailed(
                 "the key stanza for this secret key does not open: the header was altered"
@@ -428,7 +436,7 @@ def _decrypt_payload(src: BinaryIO, dst: BinaryIO, content_key: bytes, padded: i
         plain_len = min(CHUNK_SIZE, padded - counter * CHUNK_SIZE)
         view = memoryview(buf)[: plain_len + TAG_SIZE]
         if _readinto_exact(src, view) < len(view):
-            raise TruncatedEnvelope(f"the envelope ends inside chunk {counter + 1} of {total}")
+            raise TruncatedEnvelope(f"the envelope is cut short at chunk {counter + 1} of {total}")
         target = memoryview(out)[:plain_len]
         try:
             aead.decrypt_into(_nonce(counter, counter == total - 1), view, None, target)
@@ -475,11 +483,12 @@ def seal(
     data: bytes,
     recipients: Sequence[bytes],
     path: SealPath = SealPath.DESK,
+    *,
     rng: Random = os.urandom,
 ) -> bytes:
     """Seal a small byte string in memory; see :func:`seal_stream`."""
     out = io.BytesIO()
-    seal_stream([data], out, recipients, len(data), path, rng)
+    seal_stream([data], out, recipients, len(data), path, rng=rng)
     return out.getvalue()
 
 

@@ -20,13 +20,14 @@ from typing import Any
 from nacl import bindings
 from nacl.exceptions import RuntimeError as NaclRuntimeError
 
-from portal.envelope import KEY_SIZE, fingerprint, key_id
+from portal.envelope import KEY_SIZE, MAX_RECIPIENTS, fingerprint, key_id
 
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_LABEL = 120
 STATUSES = ("active", "retired")
 ENTRY_FIELDS = {"label", "public_key", "fingerprint", "created", "status", "demo"}
+FIELD_PRIME = 2**255 - 19
 
 
 class KeyManifestError(Exception):
@@ -95,9 +96,15 @@ class Manifest:
 
 
 def check_public_key(raw: bytes) -> None:
-    """Refuse keys that are the wrong length or of low order (they would expose the content key)."""
+    """Refuse keys that are the wrong length, not canonical, or of low order.
+
+    A low-order key would expose the content key to anyone; a non-canonical
+    encoding would give one key two fingerprints.
+    """
     if len(raw) != KEY_SIZE:
         raise KeyManifestError(f"a public key must be {KEY_SIZE} bytes, this one is {len(raw)}")
+    if int.from_bytes(raw, "little") >= FIELD_PRIME:
+        raise KeyManifestError("the public key is not in canonical form")
     try:
         # A clamped scalar is a multiple of 8, so the product is zero (and
         # libsodium refuses it) exactly when the point has small order.
@@ -134,7 +141,7 @@ def parse_manifest(obj: object) -> Manifest:
     """Validate a whole manifest object."""
     if not isinstance(obj, Mapping) or set(obj) != {"version", "recipients"}:
         raise KeyManifestError('a manifest is a JSON object with "version" and "recipients"')
-    if obj["version"] != MANIFEST_VERSION:
+    if type(obj["version"]) is not int or obj["version"] != MANIFEST_VERSION:
         raise KeyManifestError(f"manifest version {obj['version']!r} is not supported (1 is)")
     entries = obj["recipients"]
     if not isinstance(entries, list):
@@ -144,15 +151,32 @@ def parse_manifest(obj: object) -> Manifest:
         values = [getattr(k, attr) for k in keys]
         if len(set(values)) != len(values):
             raise KeyManifestError(f"two recipients have the same {attr.replace('_', ' ')}")
-    return Manifest(keys)
+    manifest = Manifest(keys)
+    _check_active_set(manifest.active)
+    return manifest
+
+
+def _check_active_set(active: tuple[RecipientKey, ...]) -> None:
+    if len(active) > MAX_RECIPIENTS:
+        raise KeyManifestError(f"{len(active)} active keys; an envelope holds {MAX_RECIPIENTS}")
+    if len({k.demo for k in active}) > 1:
+        # A demo secret key sits unprotected beside the server: sealing real
+        # reports to it as well would hand them to anyone who takes the server.
+        raise KeyManifestError(
+            "the manifest mixes demo keys and real keys among its active keys",
+            "Remove the demo key (or mark it retired) before adding real keys.",
+        )
 
 
 def parse_recipients(text: str) -> tuple[RecipientKey, ...]:
     """Read either one printed entry or a whole manifest (what ``--to`` accepts)."""
     obj = _json(text)
     if isinstance(obj, Mapping) and "recipients" in obj:
-        return parse_manifest(obj).active
-    return (parse_entry(obj),)
+        return parse_manifest(obj).require_active()
+    key = parse_entry(obj)
+    if key.status != "active":
+        raise KeyManifestError(f"the key {key.label!r} is retired and must not be sealed to")
+    return (key,)
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -175,9 +199,22 @@ def load_manifest(path: Path) -> Manifest:
 
 def _json(text: str) -> object:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_repeats, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
         raise KeyManifestError(f"not valid JSON (line {err.lineno}): {err.msg}") from None
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of repeated fields, so a reviewer could read
+    # one key while the parser used another.
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise KeyManifestError("a JSON object repeats a field name")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> object:
+    raise KeyManifestError(f"{name} is not allowed in a key manifest")
 
 
 def _label(value: object, where: str) -> str:
