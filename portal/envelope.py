@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nacl import bindings
 from nacl.exceptions import CryptoError
+from nacl.exceptions import RuntimeError as NaclRuntimeError
 from nacl.public import PrivateKey, SealedBox
 
 VERSION = 1
@@ -46,6 +47,7 @@ LENGTH_PREFIX_SIZE = 8
 PAD_FLOOR = CHUNK_SIZE  # every report up to ~64 KiB has the same padded size
 MAX_RECIPIENTS = 16
 MAX_PADDED_SIZE = 1 << 40  # 1 TiB: far above any upload limit, far below any counter limit
+FIELD_PRIME = 2**255 - 19
 
 FINGERPRINT_DOMAIN = b"reprisals-portal key fingerprint v1"
 HEADER_KEY_INFO = b"reprisals-portal/v1 header-mac"
@@ -100,6 +102,10 @@ class NoMatchingKey(EnvelopeError):
 
 class AuthenticationFailed(EnvelopeError):
     hint = "The envelope was altered or damaged after sealing; do not trust its contents."
+
+
+class InvalidRecipientKey(EnvelopeError, ValueError):
+    hint = "Use the public key exactly as `portal-desk keygen` printed it."
 
 
 class SizeMismatch(EnvelopeError):
@@ -167,6 +173,24 @@ def _fingerprint_hash(public_key: bytes) -> bytes:
     return hashlib.sha512(FINGERPRINT_DOMAIN + public_key).digest()
 
 
+def check_public_key(public_key: bytes) -> None:
+    """Refuse a recipient key that is the wrong length, not canonical, or of low order.
+
+    Sealing to a low-order point would expose the content key to anyone; a
+    non-canonical encoding would give one key two fingerprints.
+    """
+    if len(public_key) != KEY_SIZE:
+        raise InvalidRecipientKey(f"a public key is {KEY_SIZE} bytes, not {len(public_key)}")
+    if int.from_bytes(public_key, "little") >= FIELD_PRIME:
+        raise InvalidRecipientKey("the public key is not in canonical form")
+    try:
+        # Clamped scalars are multiples of 8, so the product is the identity
+        # (which libsodium refuses) exactly when the point has small order.
+        bindings.crypto_scalarmult(b"\x07" * KEY_SIZE, public_key)
+    except NaclRuntimeError:
+        raise InvalidRecipientKey("the public key is a low-order point") from None
+
+
 def _derive(content_key: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=info).derive(
         content_key
@@ -190,22 +214,34 @@ def _wrap_key(content_key: bytes, recipient: bytes, rng: Random) -> bytes:
     return bytes(ephemeral_public + boxed)
 
 
-def encode_header(
-    recipients: Sequence[bytes], padded: int, path: SealPath, content_key: bytes, rng: Random
-) -> bytes:
-    """The complete header (fixed part, one stanza per recipient, MAC) for a new envelope."""
+def check_recipients(recipients: Sequence[bytes]) -> None:
+    """Refuse a recipient list an envelope cannot carry (before any randomness is drawn)."""
     if not 1 <= len(recipients) <= MAX_RECIPIENTS:
-        raise ValueError(f"an envelope needs 1 to {MAX_RECIPIENTS} recipients")
+        raise InvalidRecipientKey(f"an envelope needs 1 to {MAX_RECIPIENTS} recipients")
+    for public_key in recipients:
+        check_public_key(public_key)
+    if len(set(recipients)) != len(recipients):
+        raise InvalidRecipientKey("the same recipient key is listed twice")
+
+
+def encode_header(
+    recipients: Sequence[bytes], padded: int, path: SealPath, rng: Random
+) -> tuple[bytes, bytes]:
+    """A new content key and the complete header (fixed part, stanzas, MAC) that wraps it.
+
+    The recipients are checked before any randomness is drawn; then the
+    content key, then one ephemeral secret per recipient, all from ``rng``.
+    """
+    check_recipients(recipients)
+    content_key = rng(KEY_SIZE)
     ids = [key_id(pk) for pk in recipients]
-    if len(set(ids)) != len(ids):
-        raise ValueError("the same recipient key is listed twice")
     fixed = struct.pack(">B4sBBBQ", VERSION, MAGIC, path, len(recipients), CHUNK_EXPONENT, padded)
     stanzas = b"".join(
         i + _wrap_key(content_key, pk, rng) for i, pk in zip(ids, recipients, strict=True)
     )
     body = fixed + stanzas
     mac = hmac.digest(_derive(content_key, HEADER_KEY_INFO), body, "sha256")
-    return body + mac
+    return body + mac, content_key
 
 
 def _parse_fixed(fixed: bytes) -> tuple[SealPath, int, int]:
@@ -355,7 +391,7 @@ def seal_stream(
     dst: BinaryIO,
     recipients: Sequence[bytes],
     size: int,
-    path: SealPath = SealPath.DESK,
+    path: SealPath,
     *,
     rng: Random = os.urandom,
 ) -> Header:
@@ -374,8 +410,7 @@ def seal_stream(
     padded = padded_size(size)
     if padded > MAX_PADDED_SIZE:
         raise ValueError("the input is larger than an envelope can hold")
-    content_key = rng(KEY_SIZE)
-    header_bytes = encode_header(recipients, padded, path, content_key, rng)
+    header_bytes, content_key = encode_header(recipients, padded, path, rng)
     dst.write(header_bytes)
     aead = AESGCM(_derive(content_key, PAYLOAD_KEY_INFO))
     total = chunk_count(padded)
@@ -482,7 +517,7 @@ def _readinto_exact(src: BinaryIO, view: memoryview) -> int:
 def seal(
     data: bytes,
     recipients: Sequence[bytes],
-    path: SealPath = SealPath.DESK,
+    path: SealPath,
     *,
     rng: Random = os.urandom,
 ) -> bytes:
