@@ -39,7 +39,7 @@ CHUNK_EXPONENT = 16
 TAG_SIZE = 16
 KEY_SIZE = 32
 KEY_ID_SIZE = 16
-SEALED_KEY_SIZE = 32 + KEY_SIZE + 16  # crypto_box_seal: ephemeral public key, boxed key, tag
+SEALED_KEY_SIZE = 32 + 16 + KEY_SIZE  # crypto_box_seal: ephemeral public key, tag, boxed key
 STANZA_SIZE = KEY_ID_SIZE + SEALED_KEY_SIZE
 MAC_SIZE = 32
 FIXED_HEADER_SIZE = 16
@@ -343,6 +343,9 @@ def _read_exact(src: BinaryIO, size: int) -> bytes:
 
 
 def _blocks(src: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
+    if isinstance(src, bytes | bytearray | memoryview):
+        yield bytes(src)
+        return
     read = getattr(src, "read", None)
     if read is None:
         yield from src
@@ -405,6 +408,7 @@ def seal_stream(
     Raises :class:`SizeMismatch` if ``src`` is not ``size`` long; whatever
     was already written to ``dst`` must then be discarded.
     """
+    path = SealPath(path)  # an unknown path is refused before anything is written
     if size < 0:
         raise ValueError("size must not be negative")
     padded = padded_size(size)

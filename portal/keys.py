@@ -191,6 +191,10 @@ def _json(text: str) -> object:
         return json.loads(text, object_pairs_hook=_no_repeats, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
         raise KeyManifestError(f"not valid JSON (line {err.lineno}): {err.msg}") from None
+    except RecursionError:
+        raise KeyManifestError("not valid JSON: nested too deeply for a key manifest") from None
+    except ValueError as err:  # an integer of more than 4300 digits, among others
+        raise KeyManifestError(f"not valid JSON: {err}") from None
 
 
 def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
