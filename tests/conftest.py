@@ -1,0 +1,56 @@
+"""Shared fixtures.
+
+Desk key pairs are made once per session with the real Argon2id parameters
+(about a tenth of a second each) and written to a session directory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from portal import keyfile
+from portal.keys import RecipientKey
+
+
+@dataclass(frozen=True)
+class DeskKey:
+    """A generated desk key pair and the files that hold it."""
+
+    label: str
+    passphrase: str
+    secret_file: Path
+    passphrase_file: Path
+    public_file: Path
+    recipient: RecipientKey
+
+
+@pytest.fixture(scope="session")
+def desk_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[DeskKey, ...]:
+    """Three key pairs ("Desk A", "Desk B", "Desk C"), each with its own passphrase."""
+    folder = tmp_path_factory.mktemp("desk-keys")
+    made = []
+    for name in "ABC":
+        label, passphrase = f"Desk {name}", f"test passphrase {name} for the desk"
+        secret_file = folder / f"{name}.key"
+        recipient = keyfile.write_new(secret_file, label, passphrase)
+        passphrase_file = folder / f"{name}.passphrase"
+        passphrase_file.write_text(passphrase + "\n", encoding="utf-8")
+        public_file = folder / f"{name}.pub"
+        public_file.write_text(json.dumps(recipient.to_json(), indent=2), encoding="utf-8")
+        made.append(
+            DeskKey(label, passphrase, secret_file, passphrase_file, public_file, recipient)
+        )
+    return tuple(made)
+
+
+@pytest.fixture(scope="session")
+def desk_manifest(desk_keys: tuple[DeskKey, ...], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest listing all three desk keys as active."""
+    path = tmp_path_factory.mktemp("desk-manifest") / "manifest.json"
+    entries = [k.recipient.to_json() for k in desk_keys]
+    path.write_text(json.dumps({"version": 1, "recipients": entries}), encoding="utf-8")
+    return path
