@@ -455,18 +455,26 @@ def unwrap(header_raw: bytes, header: Header, identities: Sequence[PrivateKey]) 
     raise NoMatchingKey("this envelope was not sealed to any of the secret keys given")
 
 
-def open_stream(src: BinaryIO, dst: BinaryIO, identities: Sequence[PrivateKey]) -> Header:
+def open_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    identities: Sequence[PrivateKey],
+    *,
+    header: tuple[Header, bytes] | None = None,
+) -> Header:
     """Decrypt the envelope in ``src`` into ``dst``, chunk by chunk, in constant memory.
 
     Every chunk is authenticated before its plaintext is written, but a
     failure in a later chunk (tampering, truncation) leaves earlier plaintext
     in ``dst``: callers must discard ``dst`` when this raises. The desk writes
-    to a temporary file and renames it only after success.
+    to a temporary file and renames it only after success. A caller that has
+    already read the header with :func:`read_header` (to choose which key to
+    unlock) passes it as ``header`` and ``src`` positioned just after it.
     """
-    header, header_raw = read_header(src)
-    content_key = unwrap(header_raw, header, identities)
-    _decrypt_payload(src, dst, content_key, header.padded_size)
-    return header
+    parsed, header_raw = read_header(src) if header is None else header
+    content_key = unwrap(header_raw, parsed, identities)
+    _decrypt_payload(src, dst, content_key, parsed.padded_size)
+    return parsed
 
 
 def _decrypt_payload(src: BinaryIO, dst: BinaryIO, content_key: bytes, padded: int) -> None:

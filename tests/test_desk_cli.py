@@ -544,8 +544,8 @@ def test_interrupted_decrypt_cleans_up_in_process(
             written.append(self.inner.write(data))
             raise KeyboardInterrupt
 
-    def open_then_interrupt(src: Any, dst: Any, identities: Any) -> envelope.Header:
-        return real_open_stream(src, Interrupting(dst), identities)
+    def open_then_interrupt(src: Any, dst: Any, identities: Any, **kw: Any) -> envelope.Header:
+        return real_open_stream(src, Interrupting(dst), identities, **kw)
 
     monkeypatch.setattr(envelope, "open_stream", open_then_interrupt)
     result = desk(*decrypt_args(desk_keys[0]), "-o", path.with_name("out"), path)

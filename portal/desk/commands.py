@@ -28,7 +28,6 @@ from portal.desk.streams import (
     output_name,
     protect,
     read_text,
-    rejoin,
     rewindable,
     sized,
 )
@@ -104,7 +103,7 @@ def decrypt(args: Namespace) -> int:
             _verify_then_write(stream, start, identity)
             return 0
         with AtomicOutput(out, args.force) as fh:
-            envelope.open_stream(rejoin(raw, stream), fh, [identity])
+            envelope.open_stream(stream, fh, [identity], header=(header, raw))
     finally:
         source.close()
     return 0

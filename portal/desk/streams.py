@@ -14,7 +14,7 @@ import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from portal.desk.errors import DeskError
 from portal.desk.output import same_file
@@ -140,33 +140,6 @@ def check_terminal(plaintext: bool, allowed: bool) -> None:
 def output_name(arg: str | None) -> str | None:
     """The -o file name, or ``None`` for standard output."""
     return None if arg is None or arg == "-" else arg
-
-
-class Rejoined(io.RawIOBase):
-    """``head`` followed by the rest of ``rest``: puts back bytes already read from a pipe."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        super().__init__()
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._head:
-            n = min(len(view), len(self._head))
-            view[:n], self._head = self._head[:n], self._head[n:]
-            return n
-        # read1 returns what is available, so a stalled pipe still yields whole chunks.
-        data = getattr(self._rest, "read1", self._rest.read)(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-
-def rejoin(head: bytes, rest: BinaryIO) -> BinaryIO:
-    return io.BufferedReader(Rejoined(head, rest), 1 << 17)
 
 
 HINTS = {
