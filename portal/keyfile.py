@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl import bindings
 from nacl.public import PrivateKey
 
+from portal import strictjson
 from portal.desk.output import AtomicOutput
 from portal.envelope import KEY_SIZE, Random, fingerprint
 from portal.keys import KeyManifestError, RecipientKey, parse_entry
@@ -212,11 +213,11 @@ def _document(data: bytes, where: str) -> dict[str, Any]:
     if len(data) > MAX_FILE_BYTES:
         raise KeyFileError(f"{where} is larger than 64 KiB, so it is not a secret key file")
     try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_refuse)
+        doc = strictjson.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise KeyFileError(f"{where} is not UTF-8 text, so it is not a secret key file") from None
-    except (ValueError, RecursionError) as err:
-        raise KeyFileError(f"{where} is not valid JSON: {str(err)[:80]}") from None
+    except strictjson.StrictJSONError as err:
+        raise KeyFileError(f"{where}: {err}") from None
     if not isinstance(doc, dict) or doc.get("type") != FILE_TYPE:
         hint = "--secret-key takes the file written by keygen; the printed entry is public."
         raise KeyFileError(f"{where} is not a reprisals-portal secret key file", hint)
@@ -225,17 +226,6 @@ def _document(data: bytes, where: str) -> dict[str, Any]:
         hint = "Use the portal-desk version that wrote this key file, or a newer one."
         raise KeyFileError(f"{where}: key file version {_show(version)} is not supported", hint)
     return doc
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        raise KeyFileError("the secret key file repeats a field")
-    return doc
-
-
-def _refuse(constant: str) -> Any:
-    raise ValueError(f"{constant} is not allowed")
 
 
 def _entry(fields: dict[str, Any], where: str, hint: str) -> RecipientKey:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portal import envelope
+from portal import envelope, strictjson
 from portal.envelope import MAX_RECIPIENTS, fingerprint, key_id
 
 MANIFEST_VERSION = 1
@@ -188,26 +187,9 @@ def load_manifest(path: Path) -> Manifest:
 
 def _json(text: str) -> object:
     try:
-        return json.loads(text, object_pairs_hook=_no_repeats, parse_constant=_no_constant)
-    except json.JSONDecodeError as err:
-        raise KeyManifestError(f"not valid JSON (line {err.lineno}): {err.msg}") from None
-    except RecursionError:
-        raise KeyManifestError("not valid JSON: nested too deeply for a key manifest") from None
-    except ValueError as err:  # an integer of more than 4300 digits, among others
-        raise KeyManifestError(f"not valid JSON: {err}") from None
-
-
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json.loads keeps the last of repeated fields, so a reviewer could read
-    # one key while the parser used another.
-    names = [name for name, _ in pairs]
-    if len(set(names)) != len(names):
-        raise KeyManifestError("a JSON object repeats a field name")
-    return dict(pairs)
-
-
-def _no_constant(name: str) -> object:
-    raise KeyManifestError(f"{name} is not allowed in a key manifest")
+        return strictjson.loads(text)
+    except strictjson.StrictJSONError as err:
+        raise KeyManifestError(str(err)) from None
 
 
 def _label(value: object, where: str) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import errno
 import io
 import os
+import select
 import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from portal.desk.errors import DeskError
 from portal.desk.output import same_file
@@ -49,12 +50,37 @@ def open_source(arg: str | None, terminal_ok: bool) -> Source:
         if stream.isatty() and not terminal_ok:
             hint = "Give the envelope's file name, or redirect it: portal-desk ... < FILE"
             raise DeskError("refusing to read an envelope from the terminal", hint)
-        return Source(stream, STDIN, _fstat(stream), owned=False)
+        info = _fstat(stream)
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            reader = io.BufferedReader(_WakingReader(stream.fileno()), 1 << 20)
+            return Source(reader, STDIN, info, owned=False)
+        return Source(stream, STDIN, info, owned=False)
     try:
         stream = open(arg, "rb")  # noqa: SIM115 (closed by Source.close)
     except OSError as err:
         raise os_error(err, f"cannot read {arg}") from None
     return Source(stream, arg, _fstat(stream), owned=True)
+
+
+class _WakingReader(io.RawIOBase):
+    """Reads a pipe, waking every quarter second so that a pending signal handler runs.
+
+    A SIGTERM that lands while Python is between system calls only runs its
+    handler at the next bytecode; a plain read on a stalled pipe would block
+    until more data came, leaving the partial plaintext file on disk.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not select.select([self._fd], [], [], 0.25)[0]:
+            pass
+        return os.readv(self._fd, [buffer])
 
 
 def read_capped(stream: BinaryIO, name: str) -> bytes:
