@@ -153,7 +153,8 @@ def _value(f: Field, values: Sequence[str]) -> tuple[Any, str | None]:
         return (picked or None), (N_("Choose from the list.") if set(values) - allowed else None)
     if f.kind == "flag":
         return (True if values and values[0] in ("on", "true", "1") else None), None
-    text = values[0].strip() if values else ""
+    # Browsers submit a textarea's line breaks as CRLF; the JS path reads LF.
+    text = values[0].replace("\r\n", "\n").strip() if values else ""
     if len(values) > 1:
         return None, N_("Give one answer.")
     if not text:

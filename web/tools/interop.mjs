@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+// Command-line access to the browser modules, for tests/test_js_interop.py
+// (which proves that Python and JS read each other's envelopes and agree on
+// receipts and report documents). Not shipped to browsers.
+//
+//   node web/tools/interop.mjs seal [--backend webcrypto|noble] --path PATH --to BASE64 [--to ...] IN OUT
+//   node web/tools/interop.mjs open [--backend webcrypto|noble] --secret-key-hex HEX [...] IN OUT
+//   node web/tools/interop.mjs open-many [--backend ...] < [{input, output, secret_key_hex}]
+//   node web/tools/interop.mjs receipts < request.json   (see `receipts` below)
+//   node web/tools/interop.mjs check-keys < ["hex", ...]  (null, or {error, name}, for each)
+//   node web/tools/interop.mjs fingerprint BASE64 ...
+//   node web/tools/interop.mjs report < forms.json       (form stand-ins, see `report` below)
+//
+// Errors: exit 1 with "interop: <ErrorName>: <message>" on stderr.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { webcrypto } from 'node:crypto';
+import { fromBase64, fromHex, toHex } from '../src/bytes.js';
+import { webCryptoBackend } from '../src/backend-webcrypto.js';
+import { nobleBackend } from '../src/backend-noble.js';
+import * as envelope from '../src/envelope.js';
+import * as receipt from '../src/receipt.js';
+import { fieldsFromForm, reportDocument } from '../src/report.js';
+
+const BACKENDS = { webcrypto: webCryptoBackend(webcrypto.subtle), noble: nobleBackend };
+
+function parse(argv) {
+  const opts = { to: [], keys: [], backend: 'webcrypto', files: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--to') opts.to.push(fromBase64(argv[++i]));
+    else if (a === '--secret-key-hex') opts.keys.push(fromHex(argv[++i]));
+    else if (a === '--backend') opts.backend = argv[++i];
+    else if (a === '--path') opts.path = argv[++i];
+    else opts.files.push(a);
+  }
+  if (!BACKENDS[opts.backend]) throw new Error(`unknown backend ${opts.backend}`);
+  return opts;
+}
+
+function readBytes(path) {
+  const buf = readFileSync(path);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+}
+
+function readStdinJson() {
+  return JSON.parse(readFileSync(0, 'utf8'));
+}
+
+function attempt(fn) {
+  try {
+    return fn();
+  } catch (err) {
+    return { error: err.message, name: err.name };
+  }
+}
+
+// {"derive": [text], "generate": n, "normalize": [text]} ->
+// {"derive": [{digits, lookup_token_hex, reply_secret_hex, reply_public_key_hex} | {error}],
+//  "generated": [receipt], "normalize": [{digits} | {error}]}
+async function receipts(request, backend) {
+  const derive = [];
+  for (const text of request.derive || []) {
+    const digits = attempt(() => receipt.normalize(text));
+    if (typeof digits !== 'string') {
+      derive.push(digits);
+      continue;
+    }
+    derive.push({
+      digits,
+      lookup_token_hex: toHex(await receipt.lookupToken(text, backend)),
+      reply_secret_hex: toHex(await receipt.replySecret(text, backend)),
+      reply_public_key_hex: toHex(await receipt.replyPublicKey(text, backend)),
+    });
+  }
+  const generated = Array.from({ length: request.generate || 0 }, () => receipt.generate());
+  const normalize = (request.normalize || []).map((text) =>
+    attempt(() => ({ digits: receipt.normalize(text) })),
+  );
+  return { derive, generated, normalize };
+}
+
+// Each of a list of {"elements": [{tag, name, type, value, checked, multiple, options}],
+// "reply_public_key": b64} -> {"fields": ..., "document": ...}
+function report(spec) {
+  const elements = spec.elements.map((e) => ({
+    tagName: String(e.tag || 'input').toUpperCase(),
+    type: e.type || 'text',
+    name: e.name,
+    value: e.value === undefined ? '' : e.value,
+    checked: Boolean(e.checked),
+    disabled: Boolean(e.disabled),
+    multiple: Boolean(e.multiple),
+    options: e.options,
+  }));
+  const fields = fieldsFromForm({ elements });
+  const doc = spec.reply_public_key ? reportDocument(fields, fromBase64(spec.reply_public_key)) : null;
+  return { fields, document: doc, serialised: doc ? JSON.stringify(doc) : null };
+}
+
+async function main(argv) {
+  const [command, ...rest] = argv;
+  const opts = parse(rest);
+  const backend = BACKENDS[opts.backend];
+  if (command === 'seal') {
+    const [input, output] = opts.files;
+    const sealed = await envelope.seal(readBytes(input), opts.to, opts.path, { backend });
+    writeFileSync(output, sealed);
+  } else if (command === 'open') {
+    const [input, output] = opts.files;
+    const opened = await envelope.open(readBytes(input), opts.keys, { backend });
+    writeFileSync(output, opened);
+  } else if (command === 'open-many') {
+    const results = [];
+    for (const job of readStdinJson()) {
+      try {
+        const opened = await envelope.open(readBytes(job.input), fromHex(job.secret_key_hex), { backend });
+        writeFileSync(job.output, opened);
+        results.push({ ok: true });
+      } catch (err) {
+        results.push({ error: err.message, name: err.name });
+      }
+    }
+    process.stdout.write(JSON.stringify(results));
+  } else if (command === 'receipts') {
+    process.stdout.write(JSON.stringify(await receipts(readStdinJson(), backend)));
+  } else if (command === 'report') {
+    process.stdout.write(JSON.stringify(readStdinJson().map(report)));
+  } else if (command === 'check-keys') {
+    const results = readStdinJson().map((h) => attempt(() => envelope.checkPublicKey(fromHex(h)) || null));
+    process.stdout.write(JSON.stringify(results));
+  } else if (command === 'fingerprint') {
+    process.stdout.write(JSON.stringify(opts.files.map((b64) => envelope.fingerprint(fromBase64(b64)))));
+  } else {
+    throw new Error('usage: interop.mjs seal|open|receipts|report|fingerprint ...');
+  }
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  process.stderr.write(`interop: ${err.name}: ${err.message}\n`);
+  process.exitCode = 1;
+});
+
