@@ -1,32 +1,43 @@
-"""`portal`: the server side's command line (keys, demo key, serve)."""
+"""`portal`: the server side's command line (keys, demo key, database, serve)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from portal import config as config_mod
-from portal import demo
+from portal import demo, migrate, storage
+from portal.db import describe as describe_database
 from portal.keys import KeyManifestError, Manifest, load_manifest
 
 PROG = "portal"
 USAGE = """\
 usage: portal keys [--manifest FILE]
        portal demo-key --dir DIR
-       portal serve
+       portal db upgrade
+       portal serve source [--host HOST] [--port PORT]
 
-  keys      validate the recipients' key manifest and print its fingerprints
-  demo-key  create a clearly labelled DEMO key pair and manifest in DIR
-            (for trying the portal out; never for real reports)
-  serve     check the configuration and serve the portal
+  keys          validate the recipients' key manifest and print its fingerprints
+  demo-key      create a clearly labelled DEMO key pair and manifest in DIR
+                (for trying the portal out; never for real reports)
+  db upgrade    create or upgrade the database tables (run before serving)
+  serve source  serve the source interface with the development server
+                (default 127.0.0.1:8080, no access log; production uses gunicorn)
 
-Settings come from the environment: PORTAL_KEYS_MANIFEST (default
-keys/manifest.json), PORTAL_DATA_DIR (default instance/data).
+Settings come from the environment: PORTAL_SECRET_KEY (required to serve; no
+default), PORTAL_KEYS (the key manifest or its directory; default keys/),
+PORTAL_DATA_DIR (default instance/data), DATABASE_URL (default SQLite in the
+data directory), PORTAL_HTTPS (1 to mark cookies Secure).
 
 Example:
   $ portal demo-key --dir instance/demo-keys
-  $ PORTAL_KEYS_MANIFEST=instance/demo-keys/manifest.json portal keys
+  $ export PORTAL_KEYS=instance/demo-keys
+  $ export PORTAL_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+  $ portal db upgrade && portal serve source --port 8080
 """
 
 
@@ -41,13 +52,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, usage=USAGE, add_help=False)
-    parser.add_argument("-h", "--help", action="store_true")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     keys = sub.add_parser("keys", add_help=False)
     keys.add_argument("--manifest", type=Path)
     demo = sub.add_parser("demo-key", add_help=False)
     demo.add_argument("--dir", type=Path, required=True)
-    sub.add_parser("serve", add_help=False)
+    db = sub.add_parser("db", add_help=False)
+    db.add_argument("action", choices=["upgrade"])
+    serve = sub.add_parser("serve", add_help=False)
+    serve.add_argument("interface", choices=["source"])
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
     return parser
 
 
@@ -68,21 +83,38 @@ def cmd_keys(manifest_path: Path) -> int:
     return 0
 
 
-def cmd_serve(cfg: config_mod.Config) -> int:
-    manifest = load_manifest(cfg.keys_manifest)
-    manifest.require_active()
-    print(describe(manifest, cfg.keys_manifest))
-    print(f"data directory: {cfg.data_dir}")
-    print(
-        "The source interface is not built yet, so nothing is served. When it is,"
-        " `make run` serves it here with the keys above."
-    )
-    return 0
-
-
 def cmd_demo_key(directory: Path) -> int:
     manifest_path = demo.ensure_demo_key(directory)
     print(describe(load_manifest(manifest_path), manifest_path))
+    return 0
+
+
+def cmd_db_upgrade(cfg: config_mod.Config) -> int:
+    storage.prepare(cfg.data_dir)
+    try:
+        migrate.upgrade(cfg.database_url)
+    except SQLAlchemyError as err:
+        cause = str(getattr(err, "orig", None) or type(err).__name__).splitlines()[0]
+        return _fail(f"cannot upgrade the database: {cause}", "Check DATABASE_URL.")
+    print(f"database {describe_database(cfg.database_url)} is at revision {migrate.head()}")
+    return 0
+
+
+def cmd_serve_source(cfg: config_mod.Config, host: str, port: int) -> int:
+    from portal.source import create_app, devserver, logs
+
+    logs.configure()
+    app = create_app(cfg)
+    with contextlib.suppress(KeyManifestError):
+        print(describe(load_manifest(cfg.keys_manifest), cfg.keys_manifest))
+    # No address in the output: the tests assert that no log names 127.0.0.1.
+    shown = "localhost" if host in {"127.0.0.1", "::1", "localhost"} else host
+    print(f"{PROG}: serving the source interface at http://{shown}:{port}/", flush=True)
+    print(f"{PROG}: development server, access log off; Ctrl+C stops it", flush=True)
+    try:
+        devserver.serve(app, host, port)
+    except OSError as err:
+        return _fail(f"cannot listen on port {port}: {err.strerror}", "Choose another --port.")
     return 0
 
 
@@ -92,22 +124,36 @@ def _fail(message: str, hint: str) -> int:
     return 1
 
 
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo-key":
+        return cmd_demo_key(args.dir)
+    if args.command == "keys" and args.manifest:
+        return cmd_keys(args.manifest)
+    cfg = config_mod.from_env()
+    if args.command == "keys":
+        return cmd_keys(cfg.keys_manifest)
+    if args.command == "db":
+        return cmd_db_upgrade(cfg)
+    return cmd_serve_source(cfg, args.host, args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):  # one usage text, whichever command it follows
+        print(USAGE)
+        return 0
     try:
         args = _parser().parse_args(argv)
     except UsageError as err:
         print(USAGE, file=sys.stderr)
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    if args.help or not args.command:
-        print(USAGE, file=sys.stdout if args.help else sys.stderr)
-        return 0 if args.help else 2
-    cfg = config_mod.from_env()
+    if not args.command:
+        print(USAGE, file=sys.stderr)
+        return 2
     try:
-        if args.command == "keys":
-            return cmd_keys(args.manifest or cfg.keys_manifest)
-        if args.command == "demo-key":
-            return cmd_demo_key(args.dir)
-        return cmd_serve(cfg)
-    except KeyManifestError as err:
+        return _run(args)
+    except (KeyManifestError, config_mod.ConfigError) as err:
         return _fail(str(err), err.hint)
+    except OSError as err:
+        return _fail(f"{err.filename or 'a file'}: {err.strerror}", "Check the paths and rights.")

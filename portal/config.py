@@ -1,24 +1,74 @@
 """The portal's configuration: a frozen object built from the environment.
 
 Each setting is read by a small pure function so that tests can build a
-Config from a plain dict. There are no default secrets: a setting that would
-need one has no default and the portal refuses to start without it.
+Config from a plain dict. There are no default secrets: ``PORTAL_SECRET_KEY``
+has no default, and the web application refuses to start without a strong
+one (``require_secret``). Settings:
+
+- ``PORTAL_SECRET_KEY``: at least 256 bits of randomness, written as 64+ hex
+  digits or 43+ characters of base64url (``secrets.token_urlsafe(32)``). It
+  signs the CSRF tokens and keys the lookup digests: changing it makes the
+  existing threads unreachable by their receipts.
+- ``PORTAL_KEYS``: the recipients' key manifest, or a directory holding
+  ``manifest.json`` (default ``keys/``). ``PORTAL_KEYS_MANIFEST`` is the older
+  name and is still read.
+- ``PORTAL_DATA_DIR``: ciphertext and the default SQLite database
+  (default ``instance/data``).
+- ``DATABASE_URL``: a SQLAlchemy URL (default SQLite under the data directory).
+- ``PORTAL_HTTPS``: ``1`` when served over HTTPS, to mark cookies ``Secure``
+  (default off: onion services are plain HTTP, encrypted by Tor).
 """
 
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_NAME = "manifest.json"
+DATABASE_NAME = "portal.sqlite3"
+MiB = 1 << 20
+
+SECRET_BITS = 256
+HEX_DIGITS = frozenset(string.hexdigits)
+BASE64URL = frozenset(string.ascii_letters + string.digits + "-_")
+MIN_DISTINCT_CHARACTERS = 10
+GENERATE_HINT = (
+    "Generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    " and keep it out of version control."
+)
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+
+
+class ConfigError(Exception):
+    """A setting is missing or unusable; ``hint`` says how to fix it."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass(frozen=True)
 class Config:
     keys_manifest: Path
     data_dir: Path
+    database_url: str = ""
+    secret_key: bytes | None = None
+    https: bool = False
+    # An allegation's account is at most 100,000 characters; even at six
+    # bytes of JSON escape per character its envelope stays under 1 MiB.
+    max_report_bytes: int = 2 * MiB
+    translations_dir: Path = PROJECT_ROOT / "translations"
+
+    def require_secret(self) -> bytes:
+        """The secret key, or :class:`ConfigError` when it was not set."""
+        if self.secret_key is None:
+            raise ConfigError("PORTAL_SECRET_KEY is not set", GENERATE_HINT)
+        return self.secret_key
 
 
 def path_setting(env: Mapping[str, str], name: str, default: Path) -> Path:
@@ -32,12 +82,75 @@ def path_setting(env: Mapping[str, str], name: str, default: Path) -> Path:
     return path
 
 
+def manifest_path(path: Path) -> Path:
+    """The manifest file itself: ``path``, or ``path/manifest.json`` for a directory."""
+    return path / MANIFEST_NAME if path.is_dir() else path
+
+
+def keys_setting(env: Mapping[str, str]) -> Path:
+    """The manifest named by ``PORTAL_KEYS`` (or its older name), default ``keys/``."""
+    default = PROJECT_ROOT / "keys"
+    names = [n for n in ("PORTAL_KEYS", "PORTAL_KEYS_MANIFEST") if env.get(n, "").strip()]
+    paths = {manifest_path(path_setting(env, name, default)) for name in names}
+    if len(paths) > 1:
+        raise ConfigError(
+            "PORTAL_KEYS and PORTAL_KEYS_MANIFEST name different manifests",
+            "Set only PORTAL_KEYS (PORTAL_KEYS_MANIFEST is its older name).",
+        )
+    return paths.pop() if paths else manifest_path(default)
+
+
+def secret_bits(value: str) -> int:
+    """The randomness ``value`` can hold at most, in bits, from its alphabet and length."""
+    if value and set(value) <= HEX_DIGITS:
+        return 4 * len(value)
+    if value and set(value.rstrip("=")) <= BASE64URL | {"+", "/"}:
+        return 6 * len(value.rstrip("="))
+    return 0
+
+
+def secret_setting(env: Mapping[str, str]) -> bytes | None:
+    """``PORTAL_SECRET_KEY`` as bytes, ``None`` when unset; refuses a weak value."""
+    value = env.get("PORTAL_SECRET_KEY", "").strip()
+    if not value:
+        return None
+    if secret_bits(value) < SECRET_BITS:
+        raise ConfigError(
+            "PORTAL_SECRET_KEY is too short or not written in hex or base64url:"
+            f" it must hold at least {SECRET_BITS} random bits",
+            GENERATE_HINT,
+        )
+    if len(set(value)) < MIN_DISTINCT_CHARACTERS:
+        raise ConfigError("PORTAL_SECRET_KEY does not look random", GENERATE_HINT)
+    return value.encode("ascii")
+
+
+def flag_setting(env: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off (default off)."""
+    value = env.get(name, "").strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, not {value!r}", f"Set {name}=1 or {name}=0.")
+
+
+def database_setting(env: Mapping[str, str], data_dir: Path) -> str:
+    """``DATABASE_URL``, or a SQLite file in the data directory."""
+    return env.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir / DATABASE_NAME}"
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Config:
-    """Build the configuration from ``env`` (the process environment by default)."""
+    """Build the configuration from ``env`` (the process environment by default).
+
+    Raises :class:`ConfigError` for a value that is set but unusable.
+    """
     env = os.environ if env is None else env
+    data_dir = path_setting(env, "PORTAL_DATA_DIR", PROJECT_ROOT / "instance" / "data")
     return Config(
-        keys_manifest=path_setting(
-            env, "PORTAL_KEYS_MANIFEST", PROJECT_ROOT / "keys" / "manifest.json"
-        ),
-        data_dir=path_setting(env, "PORTAL_DATA_DIR", PROJECT_ROOT / "instance" / "data"),
+        keys_manifest=keys_setting(env),
+        data_dir=data_dir,
+        database_url=database_setting(env, data_dir),
+        secret_key=secret_setting(env),
+        https=flag_setting(env, "PORTAL_HTTPS"),
     )

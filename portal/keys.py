@@ -175,7 +175,8 @@ def load_manifest(path: Path) -> Manifest:
     except OSError as err:
         raise KeyManifestError(
             f"cannot read the key manifest {path}: {err.strerror}",
-            "Set PORTAL_KEYS_MANIFEST to the manifest's path (see keys/README.md).",
+            "Set PORTAL_KEYS (formerly PORTAL_KEYS_MANIFEST) to the manifest or its directory"
+            " (see keys/README.md).",
         ) from None
     if len(data) > MAX_MANIFEST_BYTES:
         raise KeyManifestError(f"the key manifest {path} is larger than 1 MiB")

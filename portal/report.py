@@ -109,8 +109,11 @@ FIELDS: tuple[Field, ...] = (
         ("state", N_("State authorities or officials")), ("non_state", N_("Non-State actors")),
         ("unknown", N_("Unknown")))),
     Field("country", N_("Country"), "text", "acts", max_length=100),
-    Field("when_month", N_("Month"), "choice", "acts",
-          tuple((str(m), str(m)) for m in range(1, 13))),
+    Field("when_month", N_("Month"), "choice", "acts", _choices(
+        ("1", N_("January")), ("2", N_("February")), ("3", N_("March")), ("4", N_("April")),
+        ("5", N_("May")), ("6", N_("June")), ("7", N_("July")), ("8", N_("August")),
+        ("9", N_("September")), ("10", N_("October")), ("11", N_("November")),
+        ("12", N_("December")))),
     Field("when_year", N_("Year"), "year", "acts", max_length=4),
     Field("when_approximate", N_("The date is approximate"), "flag", "acts"),
     Field("ongoing_risk", N_("Is the risk ongoing?"), "choice", "acts", YES_NO_UNKNOWN),
@@ -153,8 +156,8 @@ def _value(f: Field, values: Sequence[str]) -> tuple[Any, str | None]:
         return (picked or None), (N_("Choose from the list.") if set(values) - allowed else None)
     if f.kind == "flag":
         return (True if values and values[0] in ("on", "true", "1") else None), None
-    # Browsers submit a textarea's line breaks as CRLF; the JS path reads LF.
-    text = values[0].replace("\r\n", "\n").strip() if values else ""
+    # Browsers submit a textarea's line breaks as CR LF; the JS path reads LF.
+    text = values[0].replace("\r\n", "\n").replace("\r", "\n").strip() if values else ""
     if len(values) > 1:
         return None, N_("Give one answer.")
     if not text:

@@ -54,3 +54,37 @@ def desk_manifest(desk_keys: tuple[DeskKey, ...], tmp_path_factory: pytest.TempP
     entries = [k.recipient.to_json() for k in desk_keys]
     path.write_text(json.dumps({"version": 1, "recipients": entries}), encoding="utf-8")
     return path
+
+
+# The source interface, storage and migration suites (tests/pg.py, tests/source_fixtures.py).
+from pg import postgres_server  # noqa: E402
+from source_fixtures import (  # noqa: E402
+    app,
+    client,
+    data_dir,
+    database_url,
+    make_app,
+    postgres_template,
+    source_server,
+    sqlite_app,
+    sqlite_client,
+    sqlite_template,
+    sqlite_url,
+    team_keys,
+)
+
+__all__ = [
+    "app",
+    "client",
+    "data_dir",
+    "database_url",
+    "make_app",
+    "postgres_server",
+    "postgres_template",
+    "source_server",
+    "sqlite_app",
+    "sqlite_client",
+    "sqlite_template",
+    "sqlite_url",
+    "team_keys",
+]

@@ -1,8 +1,12 @@
-"""The server-side `portal` command: keys, demo-key, serve; and the config it reads."""
+"""The server-side `portal` command: keys, demo-key, serve; and the config it reads.
+
+`portal db upgrade` is tested in test_migrations.py, the configuration in test_config.py.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import stat
 from pathlib import Path
 
@@ -20,6 +24,16 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """`portal serve` configures the process's logging; put it back for the other tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("demo") / "keys"
@@ -34,20 +48,40 @@ def test_shipped_manifest_has_no_key_so_the_portal_fails_closed(capsys):
     assert "portal: hint:" in err
 
 
-def test_serve_refuses_without_an_active_key(capsys, monkeypatch):
-    monkeypatch.setenv("PORTAL_KEYS_MANIFEST", str(SHIPPED))
-    code, out, err = run(capsys, "serve")
+def test_serve_needs_an_interface(capsys):
+    code, _, err = run(capsys, "serve")
+    assert code == 2 and "portal: error:" in err and "serve source" in err
+
+
+def test_serve_refuses_to_start_without_a_secret(capsys, monkeypatch, demo_dir):
+    monkeypatch.delenv("PORTAL_SECRET_KEY", raising=False)
+    monkeypatch.setenv("PORTAL_KEYS", str(demo_dir))
+    code, out, err = run(capsys, "serve", "source", "--port", "1")
     assert code == 1
     assert out == ""
-    assert "no active recipient key" in err
+    assert "portal: error: PORTAL_SECRET_KEY is not set" in err
+    assert "portal: hint: Generate one with" in err
 
 
-def test_serve_refuses_a_missing_manifest(capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("PORTAL_KEYS_MANIFEST", str(tmp_path / "absent.json"))
-    code, _, err = run(capsys, "serve")
+def test_serve_refuses_a_weak_secret(capsys, monkeypatch):
+    monkeypatch.setenv("PORTAL_SECRET_KEY", "changeme")
+    code, _, err = run(capsys, "serve", "source")
+    assert code == 1 and "PORTAL_SECRET_KEY is too short" in err
+
+
+def test_keys_reads_portal_keys_and_refuses_a_missing_manifest(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("PORTAL_KEYS", str(tmp_path / "absent.json"))
+    code, _, err = run(capsys, "keys")
     assert code == 1
     assert "cannot read the key manifest" in err
-    assert "PORTAL_KEYS_MANIFEST" in err
+    assert "PORTAL_KEYS" in err
+
+
+def test_keys_accepts_the_manifest_directory(capsys, monkeypatch, demo_dir):
+    monkeypatch.setenv("PORTAL_KEYS", str(demo_dir))
+    code, out, _ = run(capsys, "keys")
+    assert code == 0
+    assert "DEMO" in out and "fingerprint" in out
 
 
 def test_demo_key_is_private_labelled_and_idempotent(capsys, demo_dir):
@@ -82,14 +116,6 @@ def test_demo_key_never_takes_over_a_real_manifest(capsys, tmp_path, demo_dir):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
 
 
-def test_serve_with_the_demo_key_says_what_it_would_serve(capsys, monkeypatch, demo_dir):
-    monkeypatch.setenv("PORTAL_KEYS_MANIFEST", str(demo_dir / "manifest.json"))
-    code, out, _ = run(capsys, "serve")
-    assert code == 0
-    assert "DEMO" in out and "fingerprint" in out
-    assert "nothing is served" in out
-
-
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -113,6 +139,9 @@ def test_bad_manifests_get_an_error_and_a_hint(capsys, tmp_path, content, messag
 def test_usage(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "Example:" in out
+    for command in ("keys", "demo-key", "db", "serve"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and "Example:" in out
     code, _, err = run(capsys)
     assert code == 2 and "usage: portal" in err
     code, _, err = run(capsys, "launch")
@@ -126,7 +155,7 @@ def test_config_defaults_and_paths(tmp_path, monkeypatch):
     default = config.from_env({})
     assert default.keys_manifest == SHIPPED
     assert default.data_dir == config.PROJECT_ROOT / "instance" / "data"
-    custom = config.from_env({"PORTAL_KEYS_MANIFEST": "k.json", "PORTAL_DATA_DIR": " /srv/d "})
+    custom = config.from_env({"PORTAL_KEYS": "k.json", "PORTAL_DATA_DIR": " /srv/d "})
     assert custom.keys_manifest == tmp_path / "k.json"
     assert custom.data_dir == Path("/srv/d")
     with pytest.raises(AttributeError):

@@ -44,7 +44,7 @@ INLINE_PLAINTEXT_MAX = 64  # plaintexts up to this many bytes are inlined as hex
 # Short UTF-8 report in Spanish, Russian and Arabic (non-ASCII on purpose).
 TEXT_REPORT = (
     "Me detuvieron después de hablar con la ONU en Ginebra.\n"
-    "Меня задержали после встречи с ООН в Женеве.\n"  # noqa: RUF001
+    "Меня задержали после встречи с ООН в Женеве.\n"
     "اعتقلوني بعد لقائي بالأمم المتحدة في جنيف.\n"
 )
 

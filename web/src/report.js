@@ -69,7 +69,9 @@ export function fieldsFromForm(form) {
       continue;
     }
     if (type === 'radio' && !el.checked) continue;
-    const value = pyStrip(el.value == null ? '' : el.value);
+    // As portal.report does: line breaks become LF (a browser's .value already does this).
+    const raw = el.value == null ? '' : String(el.value);
+    const value = pyStrip(raw.replace(/\r\n/g, '\n').replace(/\r/g, '\n'));
     if (answered.has(name)) throw new Error(`the form has two answers for "${name}"`);
     answered.add(name);
     if (value) fields[name] = value;

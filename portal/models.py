@@ -1,0 +1,106 @@
+"""The rows the server keeps: only what the brief allows, nothing about who sent what.
+
+A *thread* is what a receipt finds: the keyed digest of its lookup token and
+the submitter's reply public key. A *submission* is one stored envelope: a
+random id (also its file name), the day it arrived (a date, never a time),
+the path that sealed it, the padded and total sizes, and the recipient key
+ids from its header. No IP address, user agent, time of day, file name or
+plaintext field has a column here, and none may get one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    Enum,
+    ForeignKey,
+    LargeBinary,
+    MetaData,
+    String,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ID_LENGTH = 32  # 128 random bits in hex
+DIGEST_SIZE = 32
+REPLY_KEY_SIZE = 32
+# Up to 16 key ids of 32 hex digits, separated by spaces.
+KEY_IDS_LENGTH = 16 * 33 - 1
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# SQLite keeps an ordinary table in rowid order, which is the order of arrival; a
+# WITHOUT ROWID table is kept in the order of its random primary key instead.
+RANDOM_ORDER = {"sqlite_with_rowid": False}
+
+
+class SealedBy(enum.Enum):
+    """Who sealed the envelope, as the submission path says (the header's path byte)."""
+
+    BROWSER = "browser"
+    SERVER = "server"
+
+
+class Thread(Base):
+    __tablename__ = "threads"
+    __table_args__ = RANDOM_ORDER
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    lookup_digest: Mapped[bytes] = mapped_column(LargeBinary(DIGEST_SIZE), unique=True)
+    reply_public_key: Mapped[bytes] = mapped_column(LargeBinary(REPLY_KEY_SIZE))
+    created_on: Mapped[dt.date] = mapped_column(Date)
+
+    submissions: Mapped[list[Submission]] = relationship(back_populates="thread")
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        CheckConstraint("padded_size > 0", name="padded_size_positive"),
+        CheckConstraint("envelope_size > padded_size", name="envelope_size_above_padded"),
+        RANDOM_ORDER,
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id"), index=True)
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    sealed_by: Mapped[SealedBy] = mapped_column(
+        Enum(
+            SealedBy,
+            name="sealed_by",
+            native_enum=False,
+            create_constraint=True,
+            length=7,
+            values_callable=lambda kinds: [k.value for k in kinds],
+        )
+    )
+    padded_size: Mapped[int] = mapped_column(BigInteger)
+    envelope_size: Mapped[int] = mapped_column(BigInteger)
+    recipient_key_ids: Mapped[str] = mapped_column(String(KEY_IDS_LENGTH))
+
+    thread: Mapped[Thread] = relationship(back_populates="submissions")
+
+    @property
+    def key_ids(self) -> tuple[bytes, ...]:
+        """The recipient key ids, in header order."""
+        return tuple(bytes.fromhex(k) for k in self.recipient_key_ids.split())
+
+
+def encode_key_ids(key_ids: tuple[bytes, ...]) -> str:
+    """The column value for ``key_ids`` (lower-case hex, space-separated)."""
+    return " ".join(k.hex() for k in key_ids)

@@ -1,0 +1,64 @@
+"""The source interface: the public onion service where allegations are submitted.
+
+``create_app(config)`` refuses to start without a strong ``PORTAL_SECRET_KEY``
+(``ConfigError``): CSRF tokens and lookup digests depend on it. Without a
+usable key manifest it starts but refuses every submission with a 503 page
+that says why, so that a submitter is told rather than met with silence.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from flask.logging import default_handler
+from flask.typing import ResponseReturnValue
+
+from portal.config import PROJECT_ROOT, Config, from_env
+from portal.source import assets, errors, i18n, limits, logs, plain, sealed, security, state, views
+
+STATIC = PROJECT_ROOT / "portal" / "static"
+TEMPLATES = PROJECT_ROOT / "templates"
+SUBMISSION_ENDPOINTS = frozenset({"pages.form", "plain.submit", "sealed.submit"})
+
+
+def refuse_when_unavailable() -> ResponseReturnValue | None:
+    """Answer 503, saying why, to the form and to every submission when there is no key."""
+    reason = state.current().unavailable
+    if reason is None or request.endpoint not in SUBMISSION_ENDPOINTS:
+        return None
+    if request.endpoint == "sealed.submit":
+        return errors.respond(503, reason)
+    return views.render_unavailable(i18n.translate(reason))
+
+
+def _configure_logging(app: Flask) -> None:
+    app.logger.removeHandler(default_handler)  # its format carries the time
+    if not logging.getLogger().handlers:
+        logs.configure()
+
+
+def create_app(config: Config) -> Flask:
+    """The source interface for ``config``; raises ``ConfigError`` without a secret key."""
+    app = logs.SourceFlask(__name__, static_folder=STATIC, template_folder=TEMPLATES)
+    _configure_logging(app)
+    current = state.build(config, assets.load(STATIC))
+    app.secret_key = config.require_secret()
+    app.extensions[state.EXTENSION] = current
+    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
+    app.before_request(refuse_when_unavailable)
+    limits.init(app, config.max_report_bytes)
+    security.init(app, config.https)
+    i18n.init(app, config.translations_dir)
+    errors.init(app)
+    app.context_processor(lambda: {"demo": current.demo, "unavailable": current.unavailable})
+    for blueprint in (views.bp, sealed.bp, plain.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def app_from_env() -> Flask:
+    """The source interface configured from the environment, for gunicorn:
+    ``gunicorn 'portal.source:app_from_env()'`` (its access log is off unless asked for).
+    """
+    return create_app(from_env())

@@ -1,0 +1,179 @@
+"""Ciphertext files and their rows, stored so that a submission is complete or absent.
+
+An envelope is written to a temporary file in the envelope directory,
+flushed and fsynced, renamed to its final name and the directory fsynced;
+only then are its rows committed. If the commit fails the file is removed.
+A crash between the two leaves at worst a stray ciphertext file with no
+row, never a row without its file, and never a submitter told "stored" for
+something that is not on disk. File times are set to midnight (UTC) of the
+day of arrival, so that the file system does not keep the time of day the
+database refuses to keep (the inode change time remains; see SECURITY.md).
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import datetime as dt
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from portal.db import Database
+from portal.envelope import Header
+from portal.models import SealedBy, Submission, Thread, encode_key_ids
+
+ENVELOPE_DIR = "envelopes"
+SUFFIX = ".env"
+TEMP_PREFIX = ".incoming-"
+
+
+class StorageError(Exception):
+    """Nothing was stored; the message is for the operator's log (it names no submission)."""
+
+
+class LookupTokenTaken(StorageError):
+    """A thread with this lookup digest exists already; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A validated envelope and the metadata the brief allows the server to keep."""
+
+    envelope: bytes
+    header: Header
+    lookup_digest: bytes
+    reply_public_key: bytes
+    sealed_by: SealedBy
+
+
+def new_id() -> str:
+    """A random row id (128 bits), also used as the envelope's file name."""
+    return secrets.token_hex(16)
+
+
+def prepare(data_dir: Path) -> Path:
+    """Create the data directory and its envelope directory (mode 0700); return the latter."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, exist_ok=True)
+    directory = data_dir / ENVELOPE_DIR
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory
+
+
+def envelope_path(data_dir: Path, submission_id: str) -> Path:
+    """Where the envelope of ``submission_id`` is stored."""
+    return data_dir / ENVELOPE_DIR / f"{submission_id}{SUFFIX}"
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or an unlink in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes, day: dt.date) -> None:
+    """Write ``data`` to ``path`` so that it is on disk complete, or not there at all.
+
+    The temporary file lives in the same directory (so the rename is atomic);
+    it holds ciphertext only. Refuses to replace an existing file.
+    """
+    midnight = calendar.timegm(day.timetuple())
+    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.utime(temp, (midnight, midnight))
+        os.link(temp, path)
+    finally:
+        os.unlink(temp)
+    fsync_directory(path.parent)
+
+
+def remove_durably(path: Path) -> None:
+    """Remove ``path`` (if present) and make the removal durable."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fsync_directory(path.parent)
+
+
+def lookup_taken(db: Database, lookup_digest: bytes) -> bool:
+    """Whether a thread already has this lookup digest."""
+    with db.session() as session:
+        query = select(exists().where(Thread.lookup_digest == lookup_digest))
+        return bool(session.scalar(query))
+
+
+def _rows(incoming: Incoming, submission_id: str, day: dt.date) -> tuple[Thread, Submission]:
+    thread = Thread(
+        id=new_id(),
+        lookup_digest=incoming.lookup_digest,
+        reply_public_key=incoming.reply_public_key,
+        created_on=day,
+    )
+    submission = Submission(
+        id=submission_id,
+        thread=thread,
+        received_on=day,
+        sealed_by=incoming.sealed_by,
+        padded_size=incoming.header.padded_size,
+        envelope_size=len(incoming.envelope),
+        recipient_key_ids=encode_key_ids(incoming.header.key_ids),
+    )
+    return thread, submission
+
+
+def _commit(db: Database, rows: tuple[Thread, Submission]) -> None:
+    with db.session() as session:
+        session.add_all(rows)
+        session.commit()
+
+
+def store(db: Database, data_dir: Path, incoming: Incoming, day: dt.date) -> str:
+    """Store a new thread and its first submission; return the submission's id.
+
+    Raises :class:`LookupTokenTaken` when the lookup digest is in use and
+    :class:`StorageError` when the file or the rows cannot be written; in
+    both cases nothing is left behind.
+    """
+    _check_lookup_digest(db, incoming.lookup_digest)
+    submission_id = new_id()
+    path = envelope_path(data_dir, submission_id)
+    try:
+        prepare(data_dir)
+        write_durably(path, incoming.envelope, day)
+    except OSError as err:
+        raise StorageError(f"cannot write the envelope file: {err.strerror}") from None
+    try:
+        _commit(db, _rows(incoming, submission_id, day))
+    except BaseException as err:
+        remove_durably(path)
+        raise _commit_error(db, incoming, err) from None
+    return submission_id
+
+
+def _check_lookup_digest(db: Database, lookup_digest: bytes) -> None:
+    try:
+        taken = lookup_taken(db, lookup_digest)
+    except SQLAlchemyError as err:
+        raise StorageError(f"cannot read the database: {type(err).__name__}") from None
+    if taken:
+        raise LookupTokenTaken("the lookup token is in use")
+
+
+def _commit_error(db: Database, incoming: Incoming, err: BaseException) -> BaseException:
+    if isinstance(err, IntegrityError) and lookup_taken(db, incoming.lookup_digest):
+        return LookupTokenTaken("the lookup token is in use")
+    if isinstance(err, SQLAlchemyError):
+        return StorageError(f"cannot commit the submission: {type(err).__name__}")
+    return err

@@ -1,0 +1,139 @@
+"""Alembic: head matches the models, every revision goes up and down; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from pg import PostgresServer
+from sqlalchemy import inspect
+
+from portal import cli, migrate
+from portal.db import make_engine
+from portal.models import Base
+
+# Exactly what the brief allows the server to keep, and nothing more.
+ALLOWED_COLUMNS = {
+    "threads": {"id", "lookup_digest", "reply_public_key", "created_on"},
+    "submissions": {
+        "id",
+        "thread_id",
+        "received_on",
+        "sealed_by",
+        "padded_size",
+        "envelope_size",
+        "recipient_key_ids",
+    },
+    "alembic_version": {"version_num"},
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, no tables at all."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+def differences(url: str) -> list[object]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def columns(url: str) -> dict[str, set[str]]:
+    engine = make_engine(url)
+    try:
+        found = inspect(engine)
+        return {t: {c["name"] for c in found.get_columns(t)} for t in found.get_table_names()}
+    finally:
+        engine.dispose()
+
+
+def revisions() -> list[str]:
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def test_upgrade_to_head_matches_the_models(empty_url):
+    migrate.upgrade(empty_url)
+    assert migrate.current(empty_url) == migrate.head()
+    assert differences(empty_url) == []
+
+
+def test_the_schema_holds_only_what_the_brief_allows(empty_url):
+    migrate.upgrade(empty_url)
+    assert columns(empty_url) == ALLOWED_COLUMNS
+
+
+def test_every_revision_goes_up_and_down(empty_url):
+    steps = revisions()
+    assert steps and steps[-1] == migrate.head()
+    for revision in steps:
+        migrate.upgrade(empty_url, revision)
+        assert migrate.current(empty_url) == revision
+    for revision in reversed([None, *steps[:-1]]):
+        migrate.downgrade(empty_url, revision or "base")
+        assert migrate.current(empty_url) == revision
+    assert set(columns(empty_url)) <= {"alembic_version"}
+    migrate.upgrade(empty_url)
+    assert differences(empty_url) == []
+
+
+def test_upgrade_is_idempotent(empty_url):
+    migrate.upgrade(empty_url)
+    migrate.upgrade(empty_url)
+    assert migrate.current(empty_url) == migrate.head()
+
+
+def test_cli_db_upgrade_creates_the_data_directory_and_database(capsys, monkeypatch, tmp_path):
+    data = tmp_path / "new" / "data"
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(data))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert cli.main(["db", "upgrade"]) == 0
+    out = capsys.readouterr().out
+    assert f"is at revision {migrate.head()}" in out
+    assert (data / "portal.sqlite3").is_file()
+    assert (data / "envelopes").is_dir()
+    assert oct(data.stat().st_mode & 0o777) == oct(0o700)
+    assert migrate.current(f"sqlite:///{data / 'portal.sqlite3'}") == migrate.head()
+
+
+def test_cli_db_upgrade_on_postgresql_hides_the_password(capsys, monkeypatch, tmp_path,
+                                                         postgres_server):  # fmt: skip
+    name = postgres_server.create_database()
+    try:
+        url = postgres_server.url(name).replace("postgres@", "postgres:pw-never-shown@")
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "data"))
+        assert cli.main(["db", "upgrade"]) == 0
+        out = capsys.readouterr().out
+        assert "pw-never-shown" not in out and "***" in out
+        assert migrate.current(postgres_server.url(name)) == migrate.head()
+    finally:
+        postgres_server.drop_database(name)
+
+
+def test_cli_db_upgrade_reports_an_unreachable_database(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u:secretpw@127.0.0.1:1/none")
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "data"))
+    assert cli.main(["db", "upgrade"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("portal: error: cannot upgrade the database")
+    assert "portal: hint: Check DATABASE_URL." in err
+    assert "secretpw" not in err and "Traceback" not in err
