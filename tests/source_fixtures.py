@@ -10,6 +10,7 @@ session with the project's migrations and emptied after each test.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -161,24 +162,25 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def source_server(
-    tmp_path_factory: pytest.TempPathFactory, team_keys: Team
-) -> Iterator[tuple[str, Path]]:
-    """`portal serve source` in a subprocess on 127.0.0.1 (one per test module): URL and output."""
-    tmp_path = tmp_path_factory.mktemp("source-server")
-    env = {**os.environ, "PORTAL_SECRET_KEY": SECRET, "PORTAL_KEYS": str(team_keys.manifest),
-           "PORTAL_DATA_DIR": str(tmp_path / "served")}  # fmt: skip
-    env.pop("DATABASE_URL", None)
+@contextlib.contextmanager
+def running_source(settings: dict[str, str], workdir: Path) -> Iterator[tuple[str, Path]]:
+    """`portal serve source` in a subprocess on 127.0.0.1 with ``settings`` in its environment.
+
+    Migrates its database first; yields the URL and the file holding its
+    output (for the tests that check what it logs); stops it afterwards.
+    """
+    env = {**os.environ, **settings}
+    if "DATABASE_URL" not in settings:
+        env.pop("DATABASE_URL", None)
     subprocess.run([BIN / "portal", "db", "upgrade"], env=env, check=True, capture_output=True)
-    port, log = _free_port(), tmp_path / "server.log"
+    port, log = _free_port(), workdir / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [BIN / "portal", "serve", "source", "--host", "127.0.0.1", "--port", str(port)],
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while b"serving the source interface" not in log.read_bytes():
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
@@ -187,6 +189,18 @@ def source_server(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def source_server(
+    tmp_path_factory: pytest.TempPathFactory, team_keys: Team
+) -> Iterator[tuple[str, Path]]:
+    """One source server per test module: URL and output."""
+    tmp_path = tmp_path_factory.mktemp("source-server")
+    settings = {"PORTAL_SECRET_KEY": SECRET, "PORTAL_KEYS": str(team_keys.manifest),
+                "PORTAL_DATA_DIR": str(tmp_path / "served")}  # fmt: skip
+    with running_source(settings, tmp_path) as running:
+        yield running
 
 
 # Helpers -----------------------------------------------------------------------------

@@ -10,21 +10,17 @@ disabled, Tor Browser's Safest level).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import BIN, CHROMIUM, FLAGS, PASSPHRASE, Server, Team
+from harness import CHROMIUM, FLAGS, PASSPHRASE, Server, Team
 from playwright.sync_api import BrowserContext, Playwright, sync_playwright
+from source_fixtures import running_source
 
 from portal import keyfile
-from portal.config import PROJECT_ROOT
 from portal.keys import Manifest
 
 
@@ -44,50 +40,14 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Team:
     return Team(root / "team.key", root / "passphrase", manifest_dir)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the source server exited early:\n{log.read_text()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"the source server did not start:\n{log.read_text()}")
-
-
 @pytest.fixture
 def server(tmp_path: Path, team: Team) -> Iterator[Server]:
     """A fresh source server (its own data directory and SQLite database) for one test."""
-    data_dir = tmp_path / "data"
-    secret = secrets.token_urlsafe(48)
-    env = {
-        **os.environ,
-        "PORTAL_SECRET_KEY": secret,
-        "PORTAL_KEYS": str(team.manifest_dir),
-        "PORTAL_DATA_DIR": str(data_dir),
-    }
-    env.pop("DATABASE_URL", None)
-    subprocess.run([BIN / "portal", "db", "upgrade"], env=env, check=True, capture_output=True)
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [BIN / "portal", "serve", "source", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-        )  # fmt: skip
-    try:
-        _wait_for(port, proc, log)
-        yield Server(f"http://127.0.0.1:{port}", data_dir, log, secret, team)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    data_dir, secret = tmp_path / "data", secrets.token_urlsafe(48)
+    settings = {"PORTAL_SECRET_KEY": secret, "PORTAL_KEYS": str(team.manifest_dir),
+                "PORTAL_DATA_DIR": str(data_dir)}  # fmt: skip
+    with running_source(settings, tmp_path) as (url, log):
+        yield Server(url, data_dir, log, secret, team)
 
 
 @pytest.fixture(scope="session")
