@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime as dt
+import logging
 import os
 import secrets
 import tempfile
@@ -27,6 +28,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from portal.db import Database
 from portal.envelope import Header
 from portal.models import SealedBy, Submission, Thread, encode_key_ids
+
+log = logging.getLogger(__name__)
 
 ENVELOPE_DIR = "envelopes"
 SUFFIX = ".env"
@@ -157,9 +160,18 @@ def store(db: Database, data_dir: Path, incoming: Incoming, day: dt.date) -> str
     try:
         _commit(db, _rows(incoming, submission_id, day))
     except BaseException as err:
-        remove_durably(path)
+        _discard(path)
         raise _commit_error(db, incoming, err) from None
     return submission_id
+
+
+def _discard(path: Path) -> None:
+    """Remove a file whose rows were not committed; a failure here must not hide the first."""
+    try:
+        remove_durably(path)
+    except OSError as err:
+        # A ciphertext file with no row: harmless to submitters, found by the operator.
+        log.error("an uncommitted envelope file could not be removed: %s", err.strerror)
 
 
 def _check_lookup_digest(db: Database, lookup_digest: bytes) -> None:
@@ -172,8 +184,12 @@ def _check_lookup_digest(db: Database, lookup_digest: bytes) -> None:
 
 
 def _commit_error(db: Database, incoming: Incoming, err: BaseException) -> BaseException:
-    if isinstance(err, IntegrityError) and lookup_taken(db, incoming.lookup_digest):
-        return LookupTokenTaken("the lookup token is in use")
+    if isinstance(err, IntegrityError):
+        try:
+            if lookup_taken(db, incoming.lookup_digest):
+                return LookupTokenTaken("the lookup token is in use")
+        except SQLAlchemyError:
+            pass
     if isinstance(err, SQLAlchemyError):
         return StorageError(f"cannot commit the submission: {type(err).__name__}")
     return err

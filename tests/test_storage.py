@@ -169,3 +169,47 @@ def test_sqlite_keeps_rows_in_random_id_order_not_arrival_order(sqlite_url, data
         assert listed == sorted(stored)
     finally:
         db.dispose()
+
+
+def test_a_failed_commit_whose_file_cannot_be_removed_is_still_a_storage_error(
+    db, database_url, data_dir, team_keys, monkeypatch, caplog
+):
+    storage.prepare(data_dir)
+
+    def fail(*_args: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    def cannot_remove(_path: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(storage, "_commit", fail)
+    monkeypatch.setattr(storage, "remove_durably", cannot_remove)
+    with pytest.raises(storage.StorageError, match="cannot commit"):
+        storage.store(db, data_dir, incoming(team_keys), DAY)
+    assert "could not be removed" in caplog.text
+    assert rows(database_url) == {"threads": [], "submissions": []}
+
+
+def test_an_integrity_error_with_an_unreadable_database_is_a_storage_error(
+    db, database_url, data_dir, team_keys, monkeypatch
+):
+    from sqlalchemy.exc import IntegrityError
+
+    storage.prepare(data_dir)
+    checks = iter([False])
+
+    def lookup(*_args: object) -> bool:
+        try:
+            return next(checks)
+        except StopIteration:
+            raise OperationalError("SELECT", {}, Exception("database is locked")) from None
+
+    def clash(*_args: object) -> None:
+        raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+
+    monkeypatch.setattr(storage, "lookup_taken", lookup)
+    monkeypatch.setattr(storage, "_commit", clash)
+    with pytest.raises(storage.StorageError) as err:
+        storage.store(db, data_dir, incoming(team_keys), DAY)
+    assert not isinstance(err.value, storage.LookupTokenTaken)
+    assert listing(data_dir) == []

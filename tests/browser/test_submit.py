@@ -126,7 +126,7 @@ def test_report_is_sealed_in_the_browser(server: Server, browser_for: Any, mode:
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(f"{server.url}/report")
     fill(page, expected_fields(marker))
-    page.click('#report-form [type="submit"]')
+    page.click('#report-form button[type="submit"]:visible')
     shown = page.locator("[data-receipt]").first
     shown.wait_for(state="visible", timeout=60_000)
     text = shown.inner_text()
@@ -144,13 +144,13 @@ def test_report_without_javascript_is_sealed_by_the_server_after_consent(
     page = browser_for("no-js").new_page()
     page.goto(f"{server.url}/report")
     fill(page, expected_fields(marker))
-    page.click('#report-form [type="submit"]')
+    page.click('#report-form button[type="submit"]:visible')
     # Without the explicit choice nothing is stored and the form explains why.
     assert stored_envelopes(server.data_dir) == []
     assert page.locator('[name="server_seal_consent"]').count() == 1
     fill(page, expected_fields(marker))  # whether or not the form kept the answers
     page.check('[name="server_seal_consent"]')
-    page.click('#report-form [type="submit"]')
+    page.click('#report-form button[type="submit"]:visible')
     match = RECEIPT.search(page.inner_text("body"))
     assert match, "no receipt on the confirmation page"
     check_stored(server, marker, match.group(0), "server")

@@ -175,6 +175,10 @@ function init() {
   const alert = findOrCreate(form, '[data-form-alert]', 'alert');
   const crypto = loadCrypto(form);
   crypto.catch(() => show(alert, msg.noCrypto)); // never fail silently, even before a submit
+  // Only now may the form be submitted: this handler, not the form's plain action, sends it.
+  for (const el of form.querySelectorAll('[data-js-waiting]')) el.hidden = true;
+  for (const el of form.querySelectorAll('[data-js-send]')) el.hidden = false;
+  for (const el of form.querySelectorAll('[data-js-submit]')) el.disabled = false;
   let busy = false;
 
   form.addEventListener('submit', async (event) => {
