@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from portal.bundle import BundleError
 from portal.desk import commands
 from portal.desk.errors import DeskError
 from portal.desk.streams import os_error
@@ -34,9 +35,14 @@ Usage:
     portal-desk decrypt --secret-key FILE [--secret-key FILE ...] [--passphrase-file FILE]
                         [-o OUTPUT] [--force] [--terminal] [INPUT]
     portal-desk inspect [--json] [--manifest PUBLIC] [INPUT]
+    portal-desk import --store DIR --secret-key FILE [--secret-key FILE ...]
+                       [--passphrase-file FILE ...] BUNDLE
+    portal-desk cases --store DIR
+    portal-desk show --store DIR ID
 
 portal-desk is the reprisals portal's offline tool. On a computer with no
-network, it makes the team's keys and opens the envelopes the portal stores.
+network, it makes the team's keys, opens the envelopes the portal stores, and
+keeps the decrypted reports in a local case store.
 
 Commands:
     keygen    Make a key pair. The secret key goes to FILE, encrypted under a
@@ -51,6 +57,15 @@ Commands:
     inspect   Show what an envelope says about itself (sealing path, sizes, the
               key id of each recipient, named from --manifest) and check that it
               is complete. Needs no key.
+    import    Check an export bundle from the staff interface, decrypt every
+              report in it and keep it in the case store in DIR (created with
+              mode 0700). Importing a bundle twice changes nothing. Exits 0
+              only if every item opened and is a valid report; each failure is
+              listed, and failed items are not acknowledged to the server. Give
+              one --passphrase-file for all keys, or one per --secret-key.
+    cases     List the cases in the store: first day, country, consent to
+              publication, urgency, number of items, acts.
+    show      Print every item of case ID (or a unique start of it) as text.
 
 Options:
     -o, --output OUTPUT  Write to OUTPUT (created with mode 0600, complete or not
@@ -73,6 +88,11 @@ Example:
     $ portal-desk inspect --manifest desk.pub report.sealed
     $ portal-desk decrypt --secret-key desk.key -o report-opened.txt report.sealed
     Passphrase for 'Reprisals desk 2026' (01234 56789 ...):
+    $ portal-desk import --store cases --secret-key desk.key export-2026-11-23.tar
+    Passphrase for 'Reprisals desk 2026' (01234 56789 ...):
+    portal-desk: 3 items imported (3 new cases), 0 already in the store, 0 failed
+    $ portal-desk cases --store cases
+    $ portal-desk show --store cases 3f9a
 
 Exit status: 0 on success, 1 on failure, 2 on a usage error, 130 if interrupted.
 """
@@ -83,8 +103,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "seal": commands.seal,
     "decrypt": commands.decrypt,
     "inspect": commands.inspect,
+    "import": lambda args: _casework().import_bundle(args),
+    "cases": lambda args: _casework().cases(args),
+    "show": lambda args: _casework().show(args),
 }
-HINTED = (DeskError, EnvelopeError, KeyFileError, KeyManifestError)
+HINTED = (DeskError, EnvelopeError, KeyFileError, KeyManifestError, BundleError)
 
 
 class UsageError(Exception):
@@ -174,7 +197,24 @@ def _parser() -> _Parser:
     inspect.add_argument("--json", action="store_true")
     inspect.add_argument("--manifest", metavar="PUBLIC")
     inspect.add_argument("input", nargs="?", metavar="INPUT")
+    importer = _command(sub, "import")
+    importer.add_argument("--store", required=True, metavar="DIR")
+    importer.add_argument("--secret-key", action="append", required=True, metavar="FILE")
+    importer.add_argument("--passphrase-file", action="append", metavar="FILE")
+    importer.add_argument("bundle", metavar="BUNDLE")
+    listing = _command(sub, "cases")
+    listing.add_argument("--store", required=True, metavar="DIR")
+    showing = _command(sub, "show")
+    showing.add_argument("--store", required=True, metavar="DIR")
+    showing.add_argument("case", metavar="ID")
     return parser
+
+
+def _casework() -> Any:
+    """The case store commands, imported only when used: they need SQLAlchemy (never Flask)."""
+    from portal.desk import casework
+
+    return casework
 
 
 def _command(sub: Any, name: str) -> _Parser:

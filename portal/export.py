@@ -1,0 +1,65 @@
+"""The export bundle from the server's database and data directory (no web framework here).
+
+The staff interface's download and the ``portal`` command line both call
+:func:`export_to`. Exporting reads only: no row and no file is changed or
+deleted, and exporting the same items on the same day gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from portal.bundle import Entry, ExportError, Item, write_export
+from portal.db import Database
+from portal.models import Submission
+from portal.storage import envelope_path
+
+
+def entries(db: Database) -> list[Entry]:
+    """Every stored submission with its thread's reply key, oldest day first, then by id."""
+    query = (
+        select(Submission)
+        .options(joinedload(Submission.thread))
+        .order_by(Submission.received_on, Submission.id)
+    )
+    with db.session() as session:
+        return [
+            Entry(
+                id=s.id,
+                thread_id=s.thread_id,
+                received_on=s.received_on,
+                sealed_by=s.sealed_by.value,
+                padded_size=s.padded_size,
+                envelope_size=s.envelope_size,
+                recipient_key_ids=s.key_ids,
+                reply_public_key=s.thread.reply_public_key,
+            )
+            for s in session.scalars(query)
+        ]
+
+
+def export_to(
+    db: Database, data_dir: Path, out: BinaryIO, made_on: dt.date | None = None
+) -> tuple[Item, ...]:
+    """Write the export bundle of every stored submission to ``out``; return its items.
+
+    ``made_on`` defaults to today (UTC). Raises :class:`portal.bundle.ExportError`
+    when an envelope file is missing or not the size its row records; ``out``
+    then holds a partial bundle that the caller must discard.
+    """
+    day = made_on or dt.datetime.now(dt.UTC).date()
+
+    def open_file(submission_id: str) -> BinaryIO:
+        try:
+            return envelope_path(data_dir, submission_id).open("rb")
+        except OSError as err:
+            raise ExportError(
+                f"cannot read the envelope file of {submission_id}: {err.strerror}"
+            ) from None
+
+    return write_export(entries(db), open_file, out, day)
