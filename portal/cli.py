@@ -1,4 +1,4 @@
-"""`portal`: the server side's command line (keys, demo key, database, serve)."""
+"""`portal`: the server side's command line (keys, demo key, database, staff, serve)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal import config as config_mod
-from portal import demo, migrate, storage
+from portal import demo, migrate, staffauth, storage
+from portal.db import Database
 from portal.db import describe as describe_database
 from portal.keys import KeyManifestError, Manifest, load_manifest
 
@@ -19,14 +20,21 @@ USAGE = """\
 usage: portal keys [--manifest FILE]
        portal demo-key --dir DIR
        portal db upgrade
-       portal serve source [--host HOST] [--port PORT]
+       portal staff add NAME | remove NAME | reset-totp NAME
+       portal serve source|staff [--host HOST] [--port PORT]
 
   keys          validate the recipients' key manifest and print its fingerprints
   demo-key      create a clearly labelled DEMO key pair and manifest in DIR
                 (for trying the portal out; never for real reports)
   db upgrade    create or upgrade the database tables (run before serving)
+  staff add     make a staff account; prints its one-time enrolment secret and
+                its TOTP secret, to give to that person in person
+  staff remove  delete a staff account
+  staff reset-totp
+                give an account a new TOTP secret and unlock it
   serve source  serve the source interface with the development server
                 (default 127.0.0.1:8080, no access log; production uses gunicorn)
+  serve staff   serve the staff interface likewise (default 127.0.0.1:8081)
 
 Settings come from the environment: PORTAL_SECRET_KEY (required to serve; no
 default), PORTAL_KEYS (the key manifest or its directory; default keys/),
@@ -38,6 +46,7 @@ Example:
   $ export PORTAL_KEYS=instance/demo-keys
   $ export PORTAL_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
   $ portal db upgrade && portal serve source --port 8080
+  $ portal staff add amina && portal serve staff --port 8081
 """
 
 
@@ -59,10 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, required=True)
     db = sub.add_parser("db", add_help=False)
     db.add_argument("action", choices=["upgrade"])
+    staff = sub.add_parser("staff", add_help=False)
+    staff.add_argument("action", choices=["add", "remove", "reset-totp"])
+    staff.add_argument("name")
     serve = sub.add_parser("serve", add_help=False)
-    serve.add_argument("interface", choices=["source"])
+    serve.add_argument("interface", choices=["source", "staff"])
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=int)
     return parser
 
 
@@ -100,16 +112,70 @@ def cmd_db_upgrade(cfg: config_mod.Config) -> int:
     return 0
 
 
-def cmd_serve_source(cfg: config_mod.Config, host: str, port: int) -> int:
-    from portal.source import create_app, devserver, logs
+def describe_provisioning(made: staffauth.Provisioning) -> str:
+    """What the operator hands to the account's owner, in person."""
+    lines = []
+    if made.enrolment_secret is not None:
+        lines += [
+            f"one-time enrolment secret for {made.name} (shown only now):",
+            f"  {made.enrolment_secret}",
+        ]
+    lines += [
+        f"TOTP secret for {made.name} (shown only now); add it to an authenticator app",
+        "as this provisioning URI, or type in the secret (SHA-1, 6 digits, 30 seconds):",
+        f"  {made.uri}",
+        f"  {made.secret_base32}",
+    ]
+    if made.enrolment_secret is not None:
+        lines.append(
+            f"{made.name} then enrols on the staff interface's /enrol page with the enrolment"
+            " secret, a new password and a code."
+        )
+    return "\n".join(lines)
+
+
+def cmd_staff(cfg: config_mod.Config, action: str, name: str) -> int:
+    db = Database(cfg.database_url)
+    try:
+        if action == "remove":
+            staffauth.remove(db, name)
+            print(f"staff account {name} removed")
+            return 0
+        secret = cfg.require_secret()
+        if action == "add":
+            made = staffauth.add(db, secret, name)
+            print(f"staff account {name} created; it is not active until enrolled")
+        else:
+            made = staffauth.reset_totp(db, secret, name)
+            print(f"staff account {name} has a new TOTP secret and is unlocked")
+        print(describe_provisioning(made))
+        return 0
+    except SQLAlchemyError as err:
+        return _fail(
+            f"cannot use the database {describe_database(cfg.database_url)} ({type(err).__name__})",
+            "Check DATABASE_URL and run `portal db upgrade`.",
+        )
+    finally:
+        db.dispose()
+
+
+def cmd_serve(cfg: config_mod.Config, interface: str, host: str, port: int | None) -> int:
+    from portal.source import devserver, logs
 
     logs.configure()
-    app = create_app(cfg)
-    with contextlib.suppress(KeyManifestError):
-        print(describe(load_manifest(cfg.keys_manifest), cfg.keys_manifest))
+    if interface == "staff":
+        from portal.staff import create_app as create_staff_app
+
+        app, port = create_staff_app(cfg), port or 8081
+    else:
+        from portal.source import create_app
+
+        app, port = create_app(cfg), port or 8080
+        with contextlib.suppress(KeyManifestError):
+            print(describe(load_manifest(cfg.keys_manifest), cfg.keys_manifest))
     # No address in the output: the tests assert that no log names 127.0.0.1.
     shown = "localhost" if host in {"127.0.0.1", "::1", "localhost"} else host
-    print(f"{PROG}: serving the source interface at http://{shown}:{port}/", flush=True)
+    print(f"{PROG}: serving the {interface} interface at http://{shown}:{port}/", flush=True)
     print(f"{PROG}: development server, access log off; Ctrl+C stops it", flush=True)
     try:
         devserver.serve(app, host, port)
@@ -134,7 +200,9 @@ def _run(args: argparse.Namespace) -> int:
         return cmd_keys(cfg.keys_manifest)
     if args.command == "db":
         return cmd_db_upgrade(cfg)
-    return cmd_serve_source(cfg, args.host, args.port)
+    if args.command == "staff":
+        return cmd_staff(cfg, args.action, args.name)
+    return cmd_serve(cfg, args.interface, args.host, args.port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return _run(args)
-    except (KeyManifestError, config_mod.ConfigError) as err:
+    except (KeyManifestError, config_mod.ConfigError, staffauth.AccountError) as err:
         return _fail(str(err), err.hint)
     except OSError as err:
         return _fail(f"{err.filename or 'a file'}: {err.strerror}", "Check the paths and rights.")

@@ -5,7 +5,8 @@ the submitter's reply public key. A *submission* is one stored envelope: a
 random id (also its file name), the day it arrived (a date, never a time),
 the path that sealed it, the padded and total sizes, and the recipient key
 ids from its header. No IP address, user agent, time of day, file name or
-plaintext field has a column here, and none may get one.
+plaintext field has a column here, and none may get one. Staff accounts
+(``StaffUser``) hold what logging in needs, and nothing about submissions.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Date,
     Enum,
     ForeignKey,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -30,6 +32,9 @@ DIGEST_SIZE = 32
 REPLY_KEY_SIZE = 32
 # Up to 16 key ids of 32 hex digits, separated by spaces.
 KEY_IDS_LENGTH = 16 * 33 - 1
+STAFF_NAME_LENGTH = 64
+PASSWORD_HASH_LENGTH = 255
+SEALED_TOTP_SIZE = 64  # nonce, 20-byte secret and tag: 48 bytes
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -104,3 +109,49 @@ class Submission(Base):
 def encode_key_ids(key_ids: tuple[bytes, ...]) -> str:
     """The column value for ``key_ids`` (lower-case hex, space-separated)."""
     return " ".join(k.hex() for k in key_ids)
+
+
+class StaffState(enum.Enum):
+    """Whether a staff account has been enrolled (password chosen, TOTP proven) yet."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+
+
+class StaffUser(Base):
+    """A staff account, made on the server's command line and enrolled in the staff interface.
+
+    The password is an Argon2id hash; the TOTP secret is sealed with AES-GCM
+    under a key derived from ``PORTAL_SECRET_KEY`` (see ``portal.staffauth``);
+    the one-time enrolment secret is kept only as its SHA-256 digest, and
+    only until enrolment. ``totp_last_step`` is the newest TOTP time step
+    accepted, so that a code is never accepted twice. ``locked_until`` is the
+    Unix time before which no login is tried (the growing delay after
+    failures); ten failures in a row lock the account until its TOTP is reset.
+    ``session_digest`` is the SHA-256 digest of the random token of the one
+    live login session, so that logging out, a new login, a TOTP reset or
+    removing the account ends the session on the server's side too.
+    """
+
+    __tablename__ = "staff_users"
+    __table_args__ = (CheckConstraint("failed_attempts >= 0", name="failed_attempts_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(STAFF_NAME_LENGTH), unique=True)
+    state: Mapped[StaffState] = mapped_column(
+        Enum(
+            StaffState,
+            name="staff_state",
+            native_enum=False,
+            create_constraint=True,
+            length=7,
+            values_callable=lambda kinds: [k.value for k in kinds],
+        )
+    )
+    password_hash: Mapped[str | None] = mapped_column(String(PASSWORD_HASH_LENGTH))
+    totp_secret: Mapped[bytes] = mapped_column(LargeBinary(SEALED_TOTP_SIZE))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    enrolment_digest: Mapped[bytes | None] = mapped_column(LargeBinary(DIGEST_SIZE))
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[int] = mapped_column(BigInteger, default=0)
+    session_digest: Mapped[bytes | None] = mapped_column(LargeBinary(DIGEST_SIZE))

@@ -56,7 +56,8 @@ def desk_manifest(desk_keys: tuple[DeskKey, ...], tmp_path_factory: pytest.TempP
     return path
 
 
-# The source interface, storage and migration suites (tests/pg.py, tests/source_fixtures.py).
+# The source interface, storage and migration suites (tests/pg.py, tests/source_fixtures.py)
+# and the staff interface (tests/staff_fixtures.py).
 from pg import postgres_server  # noqa: E402
 from source_fixtures import (  # noqa: E402
     app,
@@ -72,13 +73,25 @@ from source_fixtures import (  # noqa: E402
     sqlite_url,
     team_keys,
 )
+from staff_fixtures import (  # noqa: E402
+    account,
+    clock,
+    make_staff_app,
+    pending,
+    staff_app,
+    staff_client,
+)
 
 __all__ = [
+    "account",
     "app",
     "client",
+    "clock",
     "data_dir",
     "database_url",
     "make_app",
+    "make_staff_app",
+    "pending",
     "postgres_server",
     "postgres_template",
     "source_server",
@@ -86,5 +99,7 @@ __all__ = [
     "sqlite_client",
     "sqlite_template",
     "sqlite_url",
+    "staff_app",
+    "staff_client",
     "team_keys",
 ]

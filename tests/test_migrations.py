@@ -16,7 +16,8 @@ from portal import cli, migrate
 from portal.db import make_engine
 from portal.models import Base
 
-# Exactly what the brief allows the server to keep, and nothing more.
+# Exactly what the brief allows the server to keep, and nothing more (staff accounts hold
+# only what logging in needs).
 ALLOWED_COLUMNS = {
     "threads": {"id", "lookup_digest", "reply_public_key", "created_on"},
     "submissions": {
@@ -27,6 +28,18 @@ ALLOWED_COLUMNS = {
         "padded_size",
         "envelope_size",
         "recipient_key_ids",
+    },
+    "staff_users": {
+        "id",
+        "name",
+        "state",
+        "password_hash",
+        "totp_secret",
+        "totp_last_step",
+        "enrolment_digest",
+        "failed_attempts",
+        "locked_until",
+        "session_digest",
     },
     "alembic_version": {"version_num"},
 }
