@@ -304,18 +304,36 @@ def _refusal(user: StaffUser, when: float) -> Outcome | None:
     return None
 
 
-def _fail(session: Session, user: StaffUser | None, when: float) -> Outcome:
-    """Count a failure against ``user`` (if the name exists) and set its delay."""
-    if user is None:
-        return Outcome(Result.FAILED)
-    session.execute(
+def _claim(session: Session, user: StaffUser, when: float) -> Outcome | None:
+    """Count this attempt as a failure, and set its delay, before anything is checked.
+
+    One conditional update, so parallel guesses cannot outrun the delays or the lockout:
+    each must win it first, and at most LOCKOUT_AFTER ever do. A success clears the count
+    again (:func:`_use_step`). Returns a refusal when the attempt may not go ahead.
+    """
+    refusal = _refusal(user, when)
+    if refusal is not None:
+        return refusal
+    hold = int(when) + delay_after(user.failed_attempts + 1)
+    claimed = session.execute(
         update(StaffUser)
         .where(StaffUser.id == user.id)
-        .values(failed_attempts=StaffUser.failed_attempts + 1)
+        .where(StaffUser.failed_attempts < LOCKOUT_AFTER)
+        .where(StaffUser.locked_until <= when)
+        .values(failed_attempts=StaffUser.failed_attempts + 1, locked_until=hold)
     )
-    session.refresh(user)
-    user.locked_until = int(when) + delay_after(user.failed_attempts)
     session.commit()
+    session.refresh(user)
+    if getattr(claimed, "rowcount", 0):
+        return None
+    return _refusal(user, when) or Outcome(Result.WAIT, wait_seconds=1)
+
+
+def _fail(session: Session, user: StaffUser | None) -> Outcome:
+    """The answer to a failed attempt (already counted by :func:`_claim`)."""
+    if user is None:
+        return Outcome(Result.FAILED)
+    session.refresh(user)
     return Outcome(Result.LOCKED) if is_locked(user) else Outcome(Result.FAILED)
 
 
@@ -348,15 +366,15 @@ def login(db: Database, secret_key: bytes, name: str, password: str, code: str) 
     with db.session() as session:
         found = _find(session, name)
         user = found if found is not None and found.state is StaffState.ACTIVE else None
-        refusal = _refusal(user, when) if user is not None else None
+        refusal = _claim(session, user, when) if user is not None else None
         if refusal is not None:
             return refusal
         password_ok = verify_password(user.password_hash if user else None, password)
         step = _code_step(secret_key, user, code, when)
         if user is None or not password_ok or step is None:
-            return _fail(session, user, when)
+            return _fail(session, user)
         if not _use_step(session, user, step):
-            return _fail(session, user, when)
+            return _fail(session, user)
         if user.password_hash and hasher.check_needs_rehash(user.password_hash):
             user.password_hash = hasher.hash(password)
         session.commit()
@@ -374,16 +392,16 @@ def enrol(
     with db.session() as session:
         found = _find(session, name)
         user = found if found is not None and found.state is StaffState.PENDING else None
-        refusal = _refusal(user, when) if user is not None else None
+        refusal = _claim(session, user, when) if user is not None else None
         if refusal is not None:
             return refusal
         given = enrolment_digest(enrolment_secret)
         secret_ok = user is not None and hmac.compare_digest(user.enrolment_digest or b"", given)
         step = _code_step(secret_key, user, code, when)
         if user is None or not secret_ok or step is None:
-            return _fail(session, user, when)
+            return _fail(session, user)
         if not _use_step(session, user, step):
-            return _fail(session, user, when)
+            return _fail(session, user)
         user.password_hash = hasher.hash(password)
         user.state = StaffState.ACTIVE
         user.enrolment_digest = None

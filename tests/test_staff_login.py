@@ -350,3 +350,36 @@ def test_pages_need_no_javascript_and_carry_the_strict_headers(staff_app, accoun
         assert page.headers["X-Frame-Options"] == "DENY"
         assert page.headers["Referrer-Policy"] == "no-referrer"
         assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_parallel_guesses_cannot_outrun_the_delays_or_the_lockout(
+    staff_app, account, clock, monkeypatch
+):
+    """30 guesses in flight at once: at most LOCKOUT_AFTER are ever checked, then it locks.
+
+    Parallelism is made deterministic: while each guess is inside its (slow) password
+    check, the next one starts, so all of them are in flight before any has finished.
+    """
+    current = staff_app.extensions["portal.staff"]
+    real_verify = staffauth.verify_password
+    checked: list[int] = []
+    outcomes: list[staffauth.Result] = []
+
+    def guess() -> None:
+        outcome = staffauth.login(current.db, current.secret_key, "amina", "wrong guess!!",
+                                  account.code(clock.now))  # fmt: skip
+        outcomes.append(outcome.result)
+
+    def slow_verify(stored, password):
+        checked.append(1)
+        if len(outcomes) + len(checked) < 30:
+            guess()  # another guess starts while this one is still being checked
+        return real_verify(stored, password)
+
+    monkeypatch.setattr(staffauth, "verify_password", slow_verify)
+    guess()
+    assert len(checked) <= LOCKOUT_AFTER
+    assert staffauth.Result.WAIT in outcomes or staffauth.Result.LOCKED in outcomes
+    assert all(result is not staffauth.Result.OK for result in outcomes)
+    row = user_row(staff_app)
+    assert row.failed_attempts <= LOCKOUT_AFTER
