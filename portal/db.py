@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Foreign keys are off by default in SQLite; FULL makes every commit durable.
+    # Foreign keys are off by default in SQLite; FULL makes every commit durable;
+    # secure_delete zeroes a purged row's bytes instead of leaving them in a free page.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

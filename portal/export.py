@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from portal.bundle import Entry, ExportError, Item, write_export
@@ -63,3 +63,19 @@ def export_to(
             ) from None
 
     return write_export(entries(db), open_file, out, day)
+
+
+def mark_exported(db: Database, items: tuple[Item, ...], day: dt.date) -> None:
+    """Record ``day`` as the day ``items`` were last exported (nothing else is kept).
+
+    Called only once the whole bundle was written; a submission purged in the
+    meantime simply matches no row.
+    """
+    ids = [item.id for item in items]
+    with db.session() as session:
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            chunk = ids[start : start + 500]
+            session.execute(
+                update(Submission).where(Submission.id.in_(chunk)).values(exported_on=day)
+            )
+        session.commit()

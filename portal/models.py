@@ -97,6 +97,10 @@ class Submission(Base):
     padded_size: Mapped[int] = mapped_column(BigInteger)
     envelope_size: Mapped[int] = mapped_column(BigInteger)
     recipient_key_ids: Mapped[str] = mapped_column(String(KEY_IDS_LENGTH))
+    # The day of the latest export that held this submission (a day, never a time); NULL
+    # until it is first exported. Lets the dashboard tell new items from those waiting
+    # for the desk's acknowledgement.
+    exported_on: Mapped[dt.date | None] = mapped_column(Date)
 
     thread: Mapped[Thread] = relationship(back_populates="submissions")
 

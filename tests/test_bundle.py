@@ -679,3 +679,23 @@ def test_the_usage_text_shows_the_import_example(desk: Desk) -> None:
     result = desk("--help")
     assert "portal-desk import --store DIR --secret-key FILE" in result.out
     assert "$ portal-desk import --store cases" in result.out
+
+
+def test_a_planted_report_with_odd_types_is_listed_not_a_crash(
+    sqlite_app: Flask,
+    team_keys: Team,
+    desk: Desk,
+    desk_keys: tuple[DeskKey, ...],
+    tmp_path: Path,
+) -> None:
+    client = sqlite_app.test_client()
+    odd = {**BROWSER_FIELDS, "acts": [7, None, {"x": 1}, "threats"], "country": ["\x1b[2J"]}
+    submit_browser(client, team_keys, odd)
+    export(sqlite_app, tmp_path / "o.tar")
+    store = tmp_path / "store"
+    desk(*import_args(store, tmp_path / "o.tar", desk_keys))
+    listed = desk("cases", "--store", store)
+    assert listed.code == 0, listed.err
+    assert "threats" in listed.out and "\x1b" not in listed.out
+    assert stat.S_IMODE((store / "cases.sqlite3").stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700

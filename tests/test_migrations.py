@@ -28,6 +28,7 @@ ALLOWED_COLUMNS = {
         "padded_size",
         "envelope_size",
         "recipient_key_ids",
+        "exported_on",
     },
     "staff_users": {
         "id",

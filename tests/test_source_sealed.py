@@ -55,7 +55,8 @@ def test_a_browser_sealed_report_is_stored_with_only_the_allowed_metadata(
     assert bytes(thread["reply_public_key"]) == reply
     header = envelope.parse_header(body)
     assert set(submission) == {"id", "thread_id", "received_on", "sealed_by", "padded_size",
-                               "envelope_size", "recipient_key_ids"}  # fmt: skip
+                               "envelope_size", "recipient_key_ids", "exported_on"}  # fmt: skip
+    assert submission["exported_on"] is None  # not exported yet
     assert submission["sealed_by"] is SealedBy.BROWSER
     assert submission["padded_size"] == header.padded_size
     assert submission["envelope_size"] == len(body)

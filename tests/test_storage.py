@@ -63,6 +63,7 @@ def test_store_writes_the_file_then_exactly_the_allowed_rows(db, database_url, d
         "padded_size": item.header.padded_size,
         "envelope_size": len(item.envelope),
         "recipient_key_ids": " ".join(k.hex() for k in item.header.key_ids),
+        "exported_on": None,
     }
 
 
@@ -214,3 +215,14 @@ def test_an_integrity_error_with_an_unreadable_database_is_a_storage_error(
         storage.store(db, data_dir, incoming(team_keys), DAY)
     assert not isinstance(err.value, storage.LookupTokenTaken)
     assert listing(data_dir) == []
+
+
+def test_sqlite_zeroes_deleted_rows(sqlite_url):
+    database = Database(sqlite_url)
+    try:
+        with database.session() as session:
+            from sqlalchemy import text
+
+            assert session.execute(text("PRAGMA secure_delete")).scalar() == 1
+    finally:
+        database.dispose()

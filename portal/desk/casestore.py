@@ -84,6 +84,19 @@ class Item(CaseBase):
     case: Mapped[Case | None] = relationship(back_populates="items")
 
 
+class Returned(CaseBase):
+    """An item acknowledged in a return bundle (``portal-desk return``), and the day it was.
+
+    A table of its own, so that a case store made before return bundles
+    existed gains it without a migration (``create_all`` adds missing tables).
+    """
+
+    __tablename__ = "returned"
+
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    returned_on: Mapped[dt.date] = mapped_column(Date)
+
+
 def _pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -111,11 +124,11 @@ def open_store(directory: str, create: bool) -> Engine:
             raise os_error(err, f"cannot create the case store {folder}") from None
         if not folder.is_dir():
             raise DeskError(f"{folder} is not a directory", "Give --store a directory.")
-        new = not path.exists()
         engine = _engine(path)
         CaseBase.metadata.create_all(engine)
-        if new:
-            os.chmod(path, 0o600)
+        # Decrypted reports live here: private whatever the modes were before.
+        os.chmod(folder, 0o700)
+        os.chmod(path, 0o600)
         return engine
     if not path.is_file():
         hint = "Give the --store directory you imported into (portal-desk import --store DIR)."

@@ -296,7 +296,9 @@ def cases(args: Namespace) -> int:
 
 def _case_line(case: Case) -> str:
     fields = _fields(case.items[0]) if case.items else {}
-    acts = ", ".join(fields.get("acts", [])) if isinstance(fields.get("acts"), list) else ""
+    listed = fields.get("acts")
+    # A planted report may hold anything here; it is shown, never allowed to crash the listing.
+    acts = ", ".join(str(a) for a in listed) if isinstance(listed, list) else ""
     country = _plain(str(fields.get("country", "")))[:20]
     publication = _plain(str(fields.get("consent_publication", "")))[:11]
     urgent = "URGENT" if fields.get("urgent") is True else ""
@@ -355,7 +357,8 @@ def _render(case: Case, failed: list[Item]) -> str:
     for item in case.items:
         out += ["", *_render_item(item)]
     for item in failed:
-        out += ["", f"Item {item.id}: FAILED to open ({item.error}): {item.error_message}"]
+        message = _plain(item.error_message or "")
+        out += ["", f"Item {item.id}: FAILED to open ({item.error}): {message}"]
     return "\n".join(out) + "\n"
 
 
@@ -411,7 +414,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 
 def _plain(text: str) -> str:
     """Text safe for a terminal: control characters (escape sequences, bidi overrides) shown
-    as ``\\uXXXX`` instead of acting on the screen; line feeds and tabs kept."""
+    as a backslash-u escape with four hex digits instead of acting on the screen; line feeds
+    and tabs kept."""
     return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

@@ -39,6 +39,7 @@ Usage:
                        [--passphrase-file FILE ...] BUNDLE
     portal-desk cases --store DIR
     portal-desk show --store DIR ID
+    portal-desk return --store DIR -o FILE
 
 portal-desk is the reprisals portal's offline tool. On a computer with no
 network, it makes the team's keys, opens the envelopes the portal stores, and
@@ -66,6 +67,10 @@ Commands:
     cases     List the cases in the store: first day, country, consent to
               publication, urgency, number of items, acts.
     show      Print every item of case ID (or a unique start of it) as text.
+    return    Write the return bundle to FILE (never replacing a file): it
+              acknowledges every item opened since the last return bundle,
+              by id and the SHA-256 of the envelope received. Upload it in the
+              staff interface; the server then deletes those envelopes.
 
 Options:
     -o, --output OUTPUT  Write to OUTPUT (created with mode 0600, complete or not
@@ -93,6 +98,7 @@ Example:
     portal-desk: 3 items imported (3 new cases), 0 already in the store, 0 failed
     $ portal-desk cases --store cases
     $ portal-desk show --store cases 3f9a
+    $ portal-desk return --store cases -o return-2026-11-23.tar
 
 Exit status: 0 on success, 1 on failure, 2 on a usage error, 130 if interrupted.
 """
@@ -106,6 +112,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "import": lambda args: _casework().import_bundle(args),
     "cases": lambda args: _casework().cases(args),
     "show": lambda args: _casework().show(args),
+    "return": lambda args: _returns().write_return(args),
 }
 HINTED = (DeskError, EnvelopeError, KeyFileError, KeyManifestError, BundleError)
 
@@ -207,6 +214,9 @@ def _parser() -> _Parser:
     showing = _command(sub, "show")
     showing.add_argument("--store", required=True, metavar="DIR")
     showing.add_argument("case", metavar="ID")
+    returning = _command(sub, "return")
+    returning.add_argument("--store", required=True, metavar="DIR")
+    returning.add_argument("-o", "--output", required=True, metavar="FILE")
     return parser
 
 
@@ -215,6 +225,13 @@ def _casework() -> Any:
     from portal.desk import casework
 
     return casework
+
+
+def _returns() -> Any:
+    """``portal-desk return``, imported only when used (it needs SQLAlchemy, never Flask)."""
+    from portal.desk import returns
+
+    return returns
 
 
 def _command(sub: Any, name: str) -> _Parser:

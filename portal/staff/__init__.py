@@ -39,6 +39,7 @@ def create_app(config: Config) -> Flask:
     app.extensions[state.EXTENSION] = current
     app.config["MAX_CONTENT_LENGTH"] = MAX_FORM_BYTES
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
+    app.before_request(dashboard.upload_limit)  # before CSRF reads the form
     security.init(app, config.https)
     sessions.init(app)
     errors.init(app)

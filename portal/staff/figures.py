@@ -18,7 +18,9 @@ UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB")
 
 @dataclass(frozen=True)
 class Figures:
-    waiting: int  # stored and not yet acknowledged by the desk (all of them, for now)
+    waiting: int  # stored and not yet acknowledged by the desk
+    new: int  # of those, never exported
+    exported: int  # of those, exported and waiting for the desk's acknowledgement
     oldest: dt.date | None  # the day the oldest of those arrived
     storage_bytes: int  # the envelope directory's files
 
@@ -47,7 +49,12 @@ def directory_size(directory: Path) -> int:
 def gather(db: Database, data_dir: Path) -> Figures:
     """The dashboard's figures, from the database and the envelope directory."""
     with db.session() as session:
-        waiting, oldest = session.execute(
-            select(func.count(Submission.id), func.min(Submission.received_on))
+        waiting, exported, oldest = session.execute(
+            select(
+                func.count(Submission.id),
+                func.count(Submission.exported_on),
+                func.min(Submission.received_on),
+            )
         ).one()
-    return Figures(int(waiting), oldest, directory_size(data_dir / ENVELOPE_DIR))
+    size = directory_size(data_dir / ENVELOPE_DIR)
+    return Figures(int(waiting), int(waiting) - int(exported), int(exported), oldest, size)

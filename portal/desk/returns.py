@@ -1,0 +1,74 @@
+"""``portal-desk return``: the return bundle acknowledging what the desk has opened.
+
+Every item imported with status ``opened`` and not yet in a return bundle is
+acknowledged with the SHA-256 of the envelope as the desk received it
+(BUNDLES.md §8). The bundle is written through :class:`AtomicOutput` (whole
+or not at all, never replacing a file), and the items are recorded as
+returned in the same transaction: if the file cannot be written nothing is
+recorded, and if the record cannot be committed the file is removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from argparse import Namespace
+
+from sqlalchemy import select
+
+from portal import returnbundle
+from portal.desk.casestore import OPENED, CaseBase, Item, Returned, open_store, session
+from portal.desk.errors import DeskError
+from portal.desk.output import AtomicOutput
+from portal.desk.streams import os_error
+
+PROG = "portal-desk"
+
+
+def write_return(args: Namespace) -> int:
+    """Write the return bundle to ``args.output``; exit 0 when it was written."""
+    engine = open_store(args.store, create=False)
+    try:
+        CaseBase.metadata.create_all(engine)  # adds the returned table to an older store
+        today = dt.datetime.now(dt.UTC).date()
+        with session(engine) as db:
+            pending = db.scalars(
+                select(Item)
+                .where(Item.status == OPENED, Item.id.not_in(select(Returned.item_id)))
+                .order_by(Item.id)
+            ).all()
+            acks = [returnbundle.Acknowledgement(i.id, i.sha256) for i in pending]
+            db.add_all(Returned(item_id=i.id, returned_on=today) for i in pending)
+            db.flush()
+            _write(args.output, acks, today)
+            try:
+                db.commit()
+            except BaseException:
+                os.unlink(args.output)
+                raise
+    finally:
+        engine.dispose()
+    note(
+        f"{len(acks)} items acknowledged in {args.output}; carry it to the staff interface"
+        " and upload it there"
+        if acks
+        else f"nothing new to acknowledge since the last return bundle; {args.output} is empty"
+    )
+    return 0
+
+
+def _write(path: str, acks: list[returnbundle.Acknowledgement], day: dt.date) -> None:
+    try:
+        with AtomicOutput(path) as out:
+            returnbundle.write_return(acks, out, day)
+    except FileExistsError:
+        raise DeskError(
+            f"{path} already exists", "Choose another -o FILE; a file is never replaced."
+        ) from None
+    except OSError as err:
+        raise os_error(err, f"cannot write {path}") from None
+
+
+def note(text: str) -> None:
+    print(f"{PROG}: {text}", file=sys.stderr, flush=True)

@@ -1,0 +1,139 @@
+"""Applying a return bundle: delete exactly the envelopes the desk acknowledged.
+
+The whole bundle is checked before anything changes (``portal.returnbundle``
+for its bytes; here, that every acknowledged id is a submission this server
+holds). A bundle naming an id the server does not hold is refused whole and
+changes nothing: either it was applied before (a replay: those items are
+already purged), or it is partial or foreign. Then each acknowledged
+envelope's SHA-256 is computed from the stored file: an item whose digest
+differs from the acknowledgement (the desk received other bytes) is kept and
+reported; the others are deleted, rows first (one transaction), then their
+files, each overwritten with zeros, fsynced and unlinked, so that a crash
+leaves at worst a file with no row, never a row without its file.
+
+Thread rows stay: they hold only the lookup digest and the reply public key,
+which replies to the submitter (a later step) will need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from portal.db import Database
+from portal.models import Submission
+from portal.returnbundle import ReturnBundle
+from portal.storage import envelope_path, fsync_directory
+
+log = logging.getLogger(__name__)
+BLOCK = 1 << 20
+CHUNK = 500  # ids per IN list
+
+
+class ReturnRefused(Exception):
+    """The bundle was refused whole; nothing changed. ``str(err)`` says why."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    deleted: tuple[str, ...]
+    kept: tuple[str, ...]  # acknowledged, but the stored envelope has another digest
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+def file_digest(path: Path) -> bytes | None:
+    """The SHA-256 of the file at ``path``, or ``None`` if it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(BLOCK):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.digest()
+
+
+def check(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
+    """Which acknowledged items would be deleted and which kept; raises ``ReturnRefused``."""
+    acks = returned.acknowledgements
+    if not acks:
+        raise ReturnRefused(
+            "This return bundle acknowledges nothing, so nothing was deleted. The desk had"
+            " opened nothing new since its last return bundle."
+        )
+    wanted = [a.id for a in acks]
+    with db.session() as session:
+        known: set[str] = set()
+        for chunk in _chunks(wanted):
+            known.update(session.scalars(select(Submission.id).where(Submission.id.in_(chunk))))
+    unknown = len(wanted) - len(known)
+    if unknown == len(wanted):
+        raise ReturnRefused(
+            "Nothing was deleted: this server holds none of the items this return bundle"
+            " acknowledges. It was most likely uploaded before (its items are already"
+            " deleted), or it was written for another server."
+        )
+    if unknown:
+        raise ReturnRefused(
+            f"Nothing was deleted: {unknown} of the {len(wanted)} items this return bundle"
+            " acknowledges are not on this server (already deleted, or never here). A bundle"
+            " that was applied before, or partly, or written for another server is refused"
+            " whole. Write a new return bundle on the desk."
+        )
+    deleted, kept = [], []
+    for ack in acks:
+        stored = file_digest(envelope_path(data_dir, ack.id))
+        if stored is not None and hmac.compare_digest(stored, ack.sha256):
+            deleted.append(ack.id)
+        else:
+            kept.append(ack.id)
+    return Applied(tuple(deleted), tuple(kept))
+
+
+def apply(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
+    """Check ``returned`` whole, then delete the acknowledged items whose digests match."""
+    plan = check(db, data_dir, returned)
+    ids = list(plan.deleted)
+    with db.session() as session:
+        for chunk in _chunks(ids):
+            session.execute(delete(Submission).where(Submission.id.in_(chunk)))
+        session.commit()
+    for submission_id in ids:
+        shred(envelope_path(data_dir, submission_id))
+    if ids:
+        fsync_directory(envelope_path(data_dir, ids[0]).parent)
+    return plan
+
+
+def shred(path: Path) -> None:
+    """Overwrite ``path`` with zeros, fsync it, then unlink it.
+
+    On a copy-on-write, journalled-data or flash file system the old blocks
+    may survive the overwrite; the overwrite still removes
+    them from the file itself. A failure is logged (the row is already gone,
+    so the file is a stray ciphertext the operator can remove) and does not
+    stop the other deletions.
+    """
+    try:
+        with path.open("r+b") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            zeros = bytes(min(BLOCK, size))
+            left = size
+            while left:
+                left -= fh.write(zeros[: min(BLOCK, left)])
+            fh.flush()
+            os.fsync(fh.fileno())
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        log.error("an acknowledged envelope file could not be removed: %s", err.strerror)
