@@ -459,21 +459,32 @@ def _octal(field: bytes, name: str) -> int:
     return int(digits, 8)
 
 
-def parse_manifest(data: bytes) -> tuple[dt.date, tuple[Item, ...]]:
-    """Validate ``bundle.json``; returns the day it was made and its items."""
+def load_document(
+    data: bytes, name: str, kind: str, doc_type: str, version: int, fields: set[str]
+) -> dict[str, Any]:
+    """Parse a bundle's JSON member ``name``: strict JSON, its type, version and exact fields.
+
+    Shared by the export and return bundles; ``kind`` names the bundle in messages.
+    """
     try:
         obj = strictjson.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
-        raise MalformedBundle(f"{MANIFEST_NAME} is not UTF-8 text") from None
+        raise MalformedBundle(f"{name} is not UTF-8 text") from None
     except strictjson.StrictJSONError as err:
-        raise MalformedBundle(f"{MANIFEST_NAME} is {err}") from None
-    if not isinstance(obj, dict) or obj.get("type") != BUNDLE_TYPE:
-        raise NotABundle(f"{MANIFEST_NAME} is not the manifest of a portal export bundle")
-    version = obj.get("version")
-    if version != BUNDLE_VERSION or isinstance(version, bool):
-        raise UnsupportedBundleVersion(f"export bundle version {version!r} is not supported")
-    _exact_fields(obj, TOP_FIELDS, MANIFEST_NAME)
-    made_on = _day(obj["made_on"], "made_on")
+        raise MalformedBundle(f"{name} is {err}") from None
+    if not isinstance(obj, dict) or obj.get("type") != doc_type:
+        raise NotABundle(f"{name} is not the manifest of a portal {kind} bundle")
+    found = obj.get("version")
+    if found != version or isinstance(found, bool):
+        raise UnsupportedBundleVersion(f"{kind} bundle version {found!r} is not supported")
+    exact_fields(obj, fields, name)
+    return obj
+
+
+def parse_manifest(data: bytes) -> tuple[dt.date, tuple[Item, ...]]:
+    """Validate ``bundle.json``; returns the day it was made and its items."""
+    obj = load_document(data, MANIFEST_NAME, "export", BUNDLE_TYPE, BUNDLE_VERSION, TOP_FIELDS)
+    made_on = parse_day(obj["made_on"], "made_on")
     raw_items = obj["items"]
     if not isinstance(raw_items, list) or len(raw_items) > MAX_ITEMS:
         raise MalformedBundle(f"{MANIFEST_NAME}: items is not a list of items")
@@ -484,7 +495,7 @@ def parse_manifest(data: bytes) -> tuple[dt.date, tuple[Item, ...]]:
     return made_on, items
 
 
-def _exact_fields(obj: dict[str, Any], wanted: set[str], where: str) -> None:
+def exact_fields(obj: dict[str, Any], wanted: set[str], where: str) -> None:
     missing, extra = wanted - obj.keys(), obj.keys() - wanted
     if missing or extra:
         parts = []
@@ -499,7 +510,7 @@ def _item(raw: object, n: int) -> Item:
     where = f"{MANIFEST_NAME} item {n}"
     if not isinstance(raw, dict):
         raise MalformedBundle(f"{where} is not an object")
-    _exact_fields(raw, ITEM_FIELDS, where)
+    exact_fields(raw, ITEM_FIELDS, where)
     item_id = _match(raw["id"], ID_PATTERN, f"{where}: id")
     thread_id = _match(raw["thread_id"], ID_PATTERN, f"{where}: thread_id")
     if raw["sealed_by"] not in SEALED_BY:
@@ -522,7 +533,7 @@ def _item(raw: object, n: int) -> Item:
     return Item(
         id=item_id,
         thread_id=thread_id,
-        received_on=_day(raw["received_on"], f"{where}: received_on"),
+        received_on=parse_day(raw["received_on"], f"{where}: received_on"),
         sealed_by=raw["sealed_by"],
         padded_size=padded,
         envelope_size=size,
@@ -544,7 +555,7 @@ def _integer(value: object, where: str, limit: int) -> int:
     return value
 
 
-def _day(value: object, where: str) -> dt.date:
+def parse_day(value: object, where: str) -> dt.date:
     if isinstance(value, str) and DAY_PATTERN.fullmatch(value):
         try:
             return dt.date.fromisoformat(value)

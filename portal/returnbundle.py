@@ -10,7 +10,6 @@ server reads it from memory (it is small: about 110 bytes per item).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import re
@@ -18,10 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from portal import strictjson
 from portal.bundle import (
     BLOCK,
-    DAY_PATTERN,
     DIGEST_PATTERN,
     ID_PATTERN,
     MAGIC,
@@ -31,7 +28,9 @@ from portal.bundle import (
     MalformedBundle,
     NotABundle,
     TruncatedBundle,
-    UnsupportedBundleVersion,
+    exact_fields,
+    load_document,
+    parse_day,
     tar_header,
 )
 
@@ -136,25 +135,8 @@ def parse(data: bytes) -> ReturnBundle:
 
 def parse_manifest(data: bytes) -> ReturnBundle:
     """Validate ``return.json``."""
-    try:
-        obj = strictjson.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise MalformedBundle(f"{RETURN_NAME} is not UTF-8 text") from None
-    except strictjson.StrictJSONError as err:
-        raise MalformedBundle(f"{RETURN_NAME} is {err}") from None
-    if not isinstance(obj, dict) or obj.get("type") != RETURN_TYPE:
-        raise NotABundle(f"{RETURN_NAME} is not the manifest of a portal return bundle")
-    version = obj.get("version")
-    if version != RETURN_VERSION or isinstance(version, bool):
-        raise UnsupportedBundleVersion(f"return bundle version {version!r} is not supported")
-    _exact(obj, TOP_FIELDS, RETURN_NAME)
-    made_on = obj["made_on"]
-    day = None
-    if isinstance(made_on, str) and DAY_PATTERN.fullmatch(made_on):
-        with contextlib.suppress(ValueError):
-            day = dt.date.fromisoformat(made_on)
-    if day is None:
-        raise MalformedBundle(f"{RETURN_NAME}: made_on is not a day (YYYY-MM-DD)")
+    obj = load_document(data, RETURN_NAME, "return", RETURN_TYPE, RETURN_VERSION, TOP_FIELDS)
+    day = parse_day(obj["made_on"], f"{RETURN_NAME}: made_on")
     if obj["replies"] != []:
         raise MalformedBundle(f"{RETURN_NAME}: this version of the portal carries no replies")
     raw = obj["acknowledgements"]
@@ -169,20 +151,11 @@ def parse_manifest(data: bytes) -> ReturnBundle:
     return ReturnBundle(day, acks)
 
 
-def _exact(obj: dict[str, object], wanted: set[str], where: str) -> None:
-    if obj.keys() != wanted:
-        missing, extra = sorted(wanted - obj.keys()), sorted(obj.keys() - wanted)
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected {', '.join(extra)}"] if extra else []
-        )
-        raise MalformedBundle(f"{where}: {'; '.join(parts)}")
-
-
 def _ack(raw: object, n: int) -> Acknowledgement:
     where = f"{RETURN_NAME} acknowledgement {n}"
     if not isinstance(raw, dict):
         raise MalformedBundle(f"{where} is not an object")
-    _exact(raw, ACK_FIELDS, where)
+    exact_fields(raw, ACK_FIELDS, where)
     return Acknowledgement(
         _match(raw["id"], ID_PATTERN, f"{where}: id"),
         bytes.fromhex(_match(raw["sha256"], DIGEST_PATTERN, f"{where}: sha256")),
