@@ -78,6 +78,7 @@ bench: setup sysdeps js
 	$(BIN)/python bench/desk_decrypt.py
 	$(BIN)/python bench/browser_crypto.py
 	$(BIN)/python bench/page_weight.py
+	$(BIN)/python bench/loop.py
 
 # Regenerate the hashed locks after changing pyproject.toml.
 lock: setup
