@@ -206,7 +206,7 @@ def _label(value: object, where: str) -> str:
 def _public_key(value: object, where: str) -> bytes:
     try:
         raw = base64.b64decode(str(value), validate=True) if isinstance(value, str) else b""
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: a non-ASCII string
         raw = b""
     if not raw or base64.b64encode(raw).decode() != value:
         raise KeyManifestError(f"{where}: the public key is not canonical base64")

@@ -71,6 +71,7 @@ class Thread(Base):
     created_on: Mapped[dt.date] = mapped_column(Date)
 
     submissions: Mapped[list[Submission]] = relationship(back_populates="thread")
+    replies: Mapped[list[Reply]] = relationship(back_populates="thread")
 
 
 class Submission(Base):
@@ -108,6 +109,26 @@ class Submission(Base):
     def key_ids(self) -> tuple[bytes, ...]:
         """The recipient key ids, in header order."""
         return tuple(bytes.fromhex(k) for k in self.recipient_key_ids.split())
+
+
+class Reply(Base):
+    """A reply sealed on the desk for a thread, carried here by a return bundle.
+
+    A random id (also its file name, ``replies/<id>.env``), its thread, the day
+    it arrived, the envelope's size, and the day the submitter first read it
+    (NULL until then). Nothing about its text: the server cannot open it.
+    """
+
+    __tablename__ = "replies"
+    __table_args__ = (CheckConstraint("size > 0", name="size_positive"), RANDOM_ORDER)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id"), index=True)
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    size: Mapped[int] = mapped_column(BigInteger)
+    read_on: Mapped[dt.date | None] = mapped_column(Date)
+
+    thread: Mapped[Thread] = relationship(back_populates="replies")
 
 
 def encode_key_ids(key_ids: tuple[bytes, ...]) -> str:

@@ -11,14 +11,24 @@ reported; the others are deleted, rows first (one transaction), then their
 files, each overwritten with zeros, fsynced and unlinked, so that a crash
 leaves at worst a file with no row, never a row without its file.
 
+The bundle's replies are checked whole too, before anything changes: each
+must name a thread this server holds, not be stored already, be a
+well-formed envelope (``envelope.inspect``), and be sealed to that thread's
+reply key among its recipients. They are stored as ``replies/<id>.env``
+(written durably, like envelopes) before the one transaction that adds their
+rows and deletes the acknowledged submissions; if it fails, the files are
+removed again. Replies are never deleted here.
+
 Thread rows stay: they hold only the lookup digest and the reply public key,
-which replies to the submitter (a later step) will need.
+which replies to the submitter need.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -26,10 +36,17 @@ from pathlib import Path
 
 from sqlalchemy import delete, select
 
+from portal import envelope
 from portal.db import Database
-from portal.models import Submission
+from portal.models import Reply, Submission, Thread
 from portal.returnbundle import ReturnBundle
-from portal.storage import envelope_path, fsync_directory
+from portal.storage import (
+    envelope_path,
+    fsync_directory,
+    remove_durably,
+    reply_path,
+    write_durably,
+)
 
 log = logging.getLogger(__name__)
 BLOCK = 1 << 20
@@ -44,6 +61,7 @@ class ReturnRefused(Exception):
 class Applied:
     deleted: tuple[str, ...]
     kept: tuple[str, ...]  # acknowledged, but the stored envelope has another digest
+    replies: tuple[str, ...] = ()  # the ids of the replies stored for submitters
 
 
 def _chunks(ids: list[str]) -> list[list[str]]:
@@ -65,11 +83,14 @@ def file_digest(path: Path) -> bytes | None:
 def check(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
     """Which acknowledged items would be deleted and which kept; raises ``ReturnRefused``."""
     acks = returned.acknowledgements
-    if not acks:
+    if not acks and not returned.replies:
         raise ReturnRefused(
             "This return bundle acknowledges nothing, so nothing was deleted. The desk had"
             " opened nothing new since its last return bundle."
         )
+    _check_replies(db, returned)
+    if not acks:
+        return Applied((), (), tuple(r.id for r in returned.replies))
     wanted = [a.id for a in acks]
     with db.session() as session:
         known: set[str] = set()
@@ -96,22 +117,100 @@ def check(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
             deleted.append(ack.id)
         else:
             kept.append(ack.id)
-    return Applied(tuple(deleted), tuple(kept))
+    return Applied(tuple(deleted), tuple(kept), tuple(r.id for r in returned.replies))
+
+
+def _check_replies(db: Database, returned: ReturnBundle) -> None:
+    """Refuse the whole bundle unless every reply can be stored for its thread's submitter."""
+    if not returned.replies:
+        return
+    threads = sorted({r.thread_id for r in returned.replies})
+    ids = [r.id for r in returned.replies]
+    with db.session() as session:
+        keys: dict[str, bytes] = {}
+        for chunk in _chunks(threads):
+            rows = session.execute(
+                select(Thread.id, Thread.reply_public_key).where(Thread.id.in_(chunk))
+            )
+            keys.update((thread_id, bytes(key)) for thread_id, key in rows)
+        stored: set[str] = set()
+        for chunk in _chunks(ids):
+            stored.update(session.scalars(select(Reply.id).where(Reply.id.in_(chunk))))
+    if len(keys) < len(threads):
+        raise ReturnRefused(
+            "Nothing was changed: a reply in this return bundle is addressed to a thread this"
+            " server does not hold. The bundle was written for another server, or is damaged."
+        )
+    if stored:
+        raise ReturnRefused(
+            f"Nothing was changed: {len(stored)} of the replies in this return bundle are"
+            " already stored. It was most likely uploaded before."
+        )
+    for reply in returned.replies:
+        try:
+            header = envelope.inspect(io.BytesIO(reply.envelope))
+        except envelope.EnvelopeError as err:
+            raise ReturnRefused(
+                f"Nothing was changed: reply {reply.id} is not a usable envelope ({err})."
+            ) from None
+        if envelope.key_id(keys[reply.thread_id]) not in header.key_ids:
+            raise ReturnRefused(
+                f"Nothing was changed: reply {reply.id} is not sealed to its submitter's reply"
+                " key, so they could never read it. Seal it again on the desk."
+            )
 
 
 def apply(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
-    """Check ``returned`` whole, then delete the acknowledged items whose digests match."""
+    """Check ``returned`` whole, store its replies, then delete the acknowledged items whose
+    digests match."""
     plan = check(db, data_dir, returned)
     ids = list(plan.deleted)
-    with db.session() as session:
-        for chunk in _chunks(ids):
-            session.execute(delete(Submission).where(Submission.id.in_(chunk)))
-        session.commit()
+    day = dt.datetime.now(dt.UTC).date()
+    written = _write_replies(data_dir, returned, day)
+    try:
+        with db.session() as session:
+            for chunk in _chunks(ids):
+                session.execute(delete(Submission).where(Submission.id.in_(chunk)))
+            session.add_all(
+                Reply(id=r.id, thread_id=r.thread_id, received_on=day, size=len(r.envelope))
+                for r in returned.replies
+            )
+            session.commit()
+    except BaseException:
+        for path in written:
+            _forget(path)
+        raise
     for submission_id in ids:
         shred(envelope_path(data_dir, submission_id))
     if ids:
         fsync_directory(envelope_path(data_dir, ids[0]).parent)
     return plan
+
+
+def _write_replies(data_dir: Path, returned: ReturnBundle, day: dt.date) -> list[Path]:
+    """Write every reply's envelope durably; on a failure remove those written and refuse."""
+    written: list[Path] = []
+    try:
+        for reply in returned.replies:
+            path = reply_path(data_dir, reply.id)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_durably(path, reply.envelope, day)
+            written.append(path)
+    except OSError as err:
+        for path in written:
+            _forget(path)
+        raise ReturnRefused(
+            f"Nothing was changed: a reply could not be written ({err.strerror}). Ask the"
+            " operator to check the server's data directory."
+        ) from None
+    return written
+
+
+def _forget(path: Path) -> None:
+    try:
+        remove_durably(path)
+    except OSError as err:
+        log.error("an uncommitted reply file could not be removed: %s", err.strerror)
 
 
 def shred(path: Path) -> None:

@@ -32,6 +32,7 @@ from portal.models import SealedBy, Submission, Thread, encode_key_ids
 log = logging.getLogger(__name__)
 
 ENVELOPE_DIR = "envelopes"
+REPLY_DIR = "replies"
 SUFFIX = ".env"
 TEMP_PREFIX = ".incoming-"
 
@@ -72,6 +73,11 @@ def prepare(data_dir: Path) -> Path:
 def envelope_path(data_dir: Path, submission_id: str) -> Path:
     """Where the envelope of ``submission_id`` is stored."""
     return data_dir / ENVELOPE_DIR / f"{submission_id}{SUFFIX}"
+
+
+def reply_path(data_dir: Path, reply_id: str) -> Path:
+    """Where the sealed reply ``reply_id`` (from a return bundle) is stored."""
+    return data_dir / REPLY_DIR / f"{reply_id}{SUFFIX}"
 
 
 def fsync_directory(directory: Path) -> None:

@@ -543,3 +543,10 @@ def test_importing_keys_loads_no_web_or_database_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_non_ascii_public_key_is_a_manifest_error():
+    entry = {"label": "a", "public_key": "\x80", "fingerprint": "x",
+             "created": "2026-01-01", "status": "active"}  # fmt: skip
+    with pytest.raises(KeyManifestError, match="not canonical base64"):
+        keys.parse_entry(entry)

@@ -20,6 +20,7 @@ from babel.messages.mofile import write_mo
 from html_dom import Element, parse
 from source_fixtures import answers, browser_envelope, csrf_token, post_plain, upload
 
+from portal import receipt
 from portal.config import PROJECT_ROOT
 from portal.keys import load_manifest
 
@@ -87,7 +88,7 @@ def test_the_catalogue_has_the_form_and_the_pages():
     assert "The report arrived empty, so nothing was stored. Send it again." in ids  # a view
 
 
-@pytest.mark.parametrize("path", ["/", "/report", "/nowhere"])
+@pytest.mark.parametrize("path", ["/", "/report", "/replies", "/nowhere"])
 def test_every_page_text_is_translated(pseudo_client, team_keys, path):
     page = parse(pseudo_client.get(path).get_data(as_text=True))
     assert untranslated(page, key_labels(team_keys)) == []
@@ -102,6 +103,20 @@ def test_form_problems_and_the_confirmation_are_translated(pseudo_client, team_k
     done = post_plain(pseudo_client, answers())
     assert done.status_code == 200
     assert untranslated(parse(done.get_data(as_text=True)), key_labels(team_keys)) == []
+
+
+def test_the_replies_pages_are_translated(pseudo_client, team_keys):
+    form = pseudo_client.get("/replies").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token
+    bad = pseudo_client.post("/replies", data={"csrf_token": token.group(1), "receipt": "12"})
+    assert bad.status_code == 400
+    assert untranslated(parse(bad.get_data(as_text=True)), key_labels(team_keys)) == []
+    none = pseudo_client.post(
+        "/replies", data={"csrf_token": token.group(1), "receipt": receipt.generate()}
+    )
+    assert none.status_code == 404
+    assert untranslated(parse(none.get_data(as_text=True)), key_labels(team_keys)) == []
 
 
 def test_json_errors_are_translated(pseudo_client, team_keys):

@@ -97,6 +97,24 @@ class Returned(CaseBase):
     returned_on: Mapped[dt.date] = mapped_column(Date)
 
 
+class Reply(CaseBase):
+    """A reply sealed on the desk (``portal-desk reply``), pending until a return bundle carries it.
+
+    The envelope is sealed to the case's reply key and to the team's keys, so
+    the desk can read its own copy; nothing else of the reply is kept here.
+    A table of its own, added to an older store by ``create_all``.
+    """
+
+    __tablename__ = "replies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(ForeignKey("cases.thread_id"), index=True)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    written_on: Mapped[dt.date] = mapped_column(Date)
+    # The day a return bundle carried it; NULL while pending.
+    returned_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
 def _pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA foreign_keys=ON")

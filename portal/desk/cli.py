@@ -39,6 +39,8 @@ Usage:
                        [--passphrase-file FILE ...] BUNDLE
     portal-desk cases --store DIR
     portal-desk show --store DIR ID
+    portal-desk reply --store DIR (--message TEXT | --message-file FILE)
+                      --to PUBLIC [--to PUBLIC ...] ID
     portal-desk return --store DIR -o FILE
 
 portal-desk is the reprisals portal's offline tool. On a computer with no
@@ -67,10 +69,16 @@ Commands:
     cases     List the cases in the store: first day, country, consent to
               publication, urgency, number of items, acts.
     show      Print every item of case ID (or a unique start of it) as text.
+    reply     Seal a reply (at most 20,000 characters of plain text) to the
+              submitter of case ID, with the reply key from their own report,
+              and to the team's keys in each PUBLIC file, so the desk can read
+              its copy. It waits in the store for the next return bundle.
     return    Write the return bundle to FILE (never replacing a file): it
               acknowledges every item opened since the last return bundle,
-              by id and the SHA-256 of the envelope received. Upload it in the
-              staff interface; the server then deletes those envelopes.
+              by id and the SHA-256 of the envelope received, and carries the
+              pending replies. Upload it in the staff interface; the server
+              then deletes those envelopes and keeps the replies for the
+              submitters.
 
 Options:
     -o, --output OUTPUT  Write to OUTPUT (created with mode 0600, complete or not
@@ -98,6 +106,7 @@ Example:
     portal-desk: 3 items imported (3 new cases), 0 already in the store, 0 failed
     $ portal-desk cases --store cases
     $ portal-desk show --store cases 3f9a
+    $ portal-desk reply --store cases --to desk.pub --message "We received it." 3f9a
     $ portal-desk return --store cases -o return-2026-11-23.tar
 
 Exit status: 0 on success, 1 on failure, 2 on a usage error, 130 if interrupted.
@@ -112,6 +121,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "import": lambda args: _casework().import_bundle(args),
     "cases": lambda args: _casework().cases(args),
     "show": lambda args: _casework().show(args),
+    "reply": lambda args: _replies().reply(args),
     "return": lambda args: _returns().write_return(args),
 }
 HINTED = (DeskError, EnvelopeError, KeyFileError, KeyManifestError, BundleError)
@@ -214,6 +224,13 @@ def _parser() -> _Parser:
     showing = _command(sub, "show")
     showing.add_argument("--store", required=True, metavar="DIR")
     showing.add_argument("case", metavar="ID")
+    replying = _command(sub, "reply")
+    replying.add_argument("--store", required=True, metavar="DIR")
+    message = replying.add_mutually_exclusive_group(required=True)
+    message.add_argument("--message", metavar="TEXT")
+    message.add_argument("--message-file", metavar="FILE")
+    replying.add_argument("--to", action="append", required=True, metavar="PUBLIC")
+    replying.add_argument("case", metavar="ID")
     returning = _command(sub, "return")
     returning.add_argument("--store", required=True, metavar="DIR")
     returning.add_argument("-o", "--output", required=True, metavar="FILE")
@@ -232,6 +249,13 @@ def _returns() -> Any:
     from portal.desk import returns
 
     return returns
+
+
+def _replies() -> Any:
+    """``portal-desk reply``, imported only when used (it needs SQLAlchemy, never Flask)."""
+    from portal.desk import replies
+
+    return replies
 
 
 def _command(sub: Any, name: str) -> _Parser:

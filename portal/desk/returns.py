@@ -5,7 +5,9 @@ acknowledged with the SHA-256 of the envelope as the desk received it
 (BUNDLES.md §8). The bundle is written through :class:`AtomicOutput` (whole
 or not at all, never replacing a file), and the items are recorded as
 returned in the same transaction: if the file cannot be written nothing is
-recorded, and if the record cannot be committed the file is removed.
+recorded, and if the record cannot be committed the file is removed. The
+bundle also carries every pending reply (``portal-desk reply``), marked
+returned in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from argparse import Namespace
 from sqlalchemy import select
 
 from portal import returnbundle
-from portal.desk.casestore import OPENED, CaseBase, Item, Returned, open_store, session
+from portal.desk.casestore import OPENED, CaseBase, Item, Reply, Returned, open_store, session
 from portal.desk.errors import DeskError
 from portal.desk.output import AtomicOutput
 from portal.desk.streams import os_error
@@ -40,8 +42,14 @@ def write_return(args: Namespace) -> int:
             ).all()
             acks = [returnbundle.Acknowledgement(i.id, i.sha256) for i in pending]
             db.add_all(Returned(item_id=i.id, returned_on=today) for i in pending)
+            waiting = db.scalars(
+                select(Reply).where(Reply.returned_on.is_(None)).order_by(Reply.id)
+            ).all()
+            replies = [returnbundle.Reply(r.id, r.thread_id, r.envelope) for r in waiting]
+            for row in waiting:
+                row.returned_on = today
             db.flush()
-            _write(args.output, acks, today)
+            _write(args.output, acks, today, replies)
             try:
                 db.commit()
             except BaseException:
@@ -49,19 +57,25 @@ def write_return(args: Namespace) -> int:
                 raise
     finally:
         engine.dispose()
-    note(
-        f"{len(acks)} items acknowledged in {args.output}; carry it to the staff interface"
-        " and upload it there"
-        if acks
-        else f"nothing new to acknowledge since the last return bundle; {args.output} is empty"
-    )
+    if acks or replies:
+        note(
+            f"{len(acks)} items acknowledged and {len(replies)} replies carried in"
+            f" {args.output}; carry it to the staff interface and upload it there"
+        )
+    else:
+        note(f"nothing new to acknowledge since the last return bundle; {args.output} is empty")
     return 0
 
 
-def _write(path: str, acks: list[returnbundle.Acknowledgement], day: dt.date) -> None:
+def _write(
+    path: str,
+    acks: list[returnbundle.Acknowledgement],
+    day: dt.date,
+    replies: list[returnbundle.Reply],
+) -> None:
     try:
         with AtomicOutput(path) as out:
-            returnbundle.write_return(acks, out, day)
+            returnbundle.write_return(acks, out, day, replies)
     except FileExistsError:
         raise DeskError(
             f"{path} already exists", "Choose another -o FILE; a file is never replaced."

@@ -15,7 +15,19 @@ from flask.logging import default_handler
 from flask.typing import ResponseReturnValue
 
 from portal.config import PROJECT_ROOT, Config, from_env
-from portal.source import assets, errors, i18n, limits, logs, plain, sealed, security, state, views
+from portal.source import (
+    assets,
+    errors,
+    i18n,
+    limits,
+    logs,
+    plain,
+    replies,
+    sealed,
+    security,
+    state,
+    views,
+)
 
 STATIC = PROJECT_ROOT / "portal" / "static"
 TEMPLATES = PROJECT_ROOT / "templates"
@@ -52,7 +64,7 @@ def create_app(config: Config) -> Flask:
     i18n.init(app, config.translations_dir)
     errors.init(app)
     app.context_processor(lambda: {"demo": current.demo, "unavailable": current.unavailable})
-    for blueprint in (views.bp, sealed.bp, plain.bp):
+    for blueprint in (views.bp, sealed.bp, plain.bp, replies.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-BUNDLES = ("form.js", "crypto.js", "aes-fallback.js")
+BUNDLES = ("form.js", "crypto.js", "aes-fallback.js", "replies.js")
 MANIFEST = "dist/manifest.json"
 BUILD_HINT = "Run `npm ci && npm run build` (make run and make test do it)."
 
@@ -35,6 +35,7 @@ class Assets:
     form: Script
     crypto: Script
     fallback: Script
+    replies: Script
 
 
 def integrity(data: bytes) -> str:

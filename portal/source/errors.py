@@ -38,7 +38,7 @@ MESSAGES = {
 def respond(status: int, message: str) -> Response | tuple[str, int]:
     """The error ``message`` (marked for translation) as JSON or a page, with ``status``."""
     text = translate(message)
-    if request.blueprint == "sealed":
+    if request.blueprint == "sealed" or request.endpoint == "replies.sealed":
         response = jsonify(error=text)
         response.status_code = status
         return response

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from portal.db import Database
-from portal.models import Submission
+from portal.models import Reply, Submission
 from portal.storage import ENVELOPE_DIR
 
 UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB")
@@ -23,6 +23,7 @@ class Figures:
     exported: int  # of those, exported and waiting for the desk's acknowledgement
     oldest: dt.date | None  # the day the oldest of those arrived
     storage_bytes: int  # the envelope directory's files
+    unread_replies: int = 0  # replies from the desk the submitter has not read yet
 
     @property
     def storage(self) -> str:
@@ -56,5 +57,8 @@ def gather(db: Database, data_dir: Path) -> Figures:
                 func.min(Submission.received_on),
             )
         ).one()
+        unread = session.scalar(select(func.count(Reply.id)).where(Reply.read_on.is_(None)))
     size = directory_size(data_dir / ENVELOPE_DIR)
-    return Figures(int(waiting), int(waiting) - int(exported), int(exported), oldest, size)
+    return Figures(
+        int(waiting), int(waiting) - int(exported), int(exported), oldest, size, int(unread or 0)
+    )

@@ -1,0 +1,201 @@
+// The replies page's controller (portal/static/dist/replies.js, loaded with
+// `defer`). Without it, the form posts the receipt to /replies and the server
+// opens the replies for that one request. With it, the receipt never leaves
+// the browser:
+//
+// - once the page is parsed, this script loads the crypto bundle (and, only
+//   when crypto.subtle is missing or fails its known answers, the pure-JS
+//   AES-GCM bundle), each with the SRI hash from the form's data attributes;
+// - on submit it normalises the receipt, derives the lookup token and the
+//   reply secret, POSTs only the lookup token (X-Lookup-Token, with the CSRF
+//   token) to data-sealed-url, and opens each returned envelope locally;
+// - the texts are shown with textContent only; the reply must be a
+//   reprisal-reply document (docs/FORMAT.md §15.5).
+//
+// Every string a person reads comes from the form's data-msg-* attributes.
+
+const DEFAULTS = {
+  loading: 'Preparing the decryption…',
+  fetching: 'Looking for replies…',
+  noCrypto: 'This browser could not load the decryption. Reload the page and try again.',
+  badReceipt: 'This is not a valid receipt. Check what you typed and try again.',
+  none: 'There are no replies for this receipt. Check that you typed it exactly, and look again later.',
+  network: 'The replies could not be fetched. Check your connection and try again.',
+  unreadable: 'A reply could not be opened with this receipt.',
+  received: 'Reply received on',
+};
+
+function messages(form) {
+  const d = form.dataset || {};
+  const out = {};
+  for (const [key, value] of Object.entries(DEFAULTS)) {
+    const name = 'msg' + key[0].toUpperCase() + key.slice(1);
+    out[key] = d[name] || value;
+  }
+  return out;
+}
+
+class UserFacing extends Error {}
+
+function loadScript(src, integrity) {
+  return new Promise((resolve, reject) => {
+    if (!src || !integrity) {
+      reject(new Error('the page names no script or no integrity hash'));
+      return;
+    }
+    const script = document.createElement('script');
+    script.src = src;
+    script.integrity = integrity;
+    script.async = true;
+    script.onload = () => resolve();
+    script.onerror = () => reject(new Error(`could not load ${src}`));
+    document.head.appendChild(script);
+  });
+}
+
+async function loadCrypto(form) {
+  const d = form.dataset;
+  await loadScript(d.cryptoSrc, d.cryptoIntegrity);
+  const pc = self.PortalCrypto;
+  if (!pc) throw new Error('the crypto bundle did not start');
+  if (await pc.useNative()) return pc;
+  await loadScript(d.fallbackSrc, d.fallbackIntegrity);
+  if (await pc.useFallback(self.PortalCryptoFallback)) return pc;
+  throw new Error('neither WebCrypto nor the fallback passed their known answers');
+}
+
+function region(form, attribute, role) {
+  let el = document.querySelector(`[${attribute}]`);
+  if (!el) {
+    el = document.createElement('div');
+    el.setAttribute(attribute, '');
+    el.setAttribute('role', role);
+    form.parentNode.insertBefore(el, form.nextSibling);
+  }
+  return el;
+}
+
+function say(el, text) {
+  el.textContent = text || '';
+  el.hidden = !text;
+}
+
+/** The reply's text, or null if the plaintext is not a reply to this thread's kind. */
+export function replyText(plain) {
+  let doc;
+  try {
+    doc = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plain));
+  } catch {
+    return null;
+  }
+  if (!doc || doc.type !== 'reprisal-reply' || doc.version !== 1) return null;
+  if (typeof doc.text !== 'string' || typeof doc.thread_id !== 'string') return null;
+  return doc.text;
+}
+
+async function fetchSealed(form, token, msg) {
+  const csrf = form.querySelector('input[name="csrf_token"]');
+  let response;
+  try {
+    response = await fetch(form.dataset.sealedUrl, {
+      method: 'POST',
+      credentials: 'same-origin',
+      cache: 'no-store',
+      redirect: 'error',
+      referrerPolicy: 'no-referrer',
+      headers: { 'X-CSRFToken': csrf ? csrf.value : '', 'X-Lookup-Token': token },
+    });
+  } catch {
+    throw new UserFacing(msg.network);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON
+  }
+  if (response.status !== 200) {
+    throw new UserFacing(body && typeof body.error === 'string' ? body.error : msg.network);
+  }
+  if (!body || !Array.isArray(body.replies)) throw new UserFacing(msg.network);
+  return body.replies;
+}
+
+function init() {
+  const form = document.querySelector('form[data-replies-form]');
+  if (!form) return;
+  const msg = messages(form);
+  const status = region(form, 'data-replies-status', 'status');
+  const alert = region(form, 'data-replies-alert', 'alert');
+  const output = region(form, 'data-replies-output', 'region');
+  say(status, msg.loading);
+  const ready = loadCrypto(form).then(
+    (pc) => {
+      say(status, '');
+      return pc;
+    },
+    () => null,
+  );
+  let busy = false;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault(); // the receipt is never posted from here
+    if (busy) return;
+    busy = true;
+    say(alert, '');
+    output.textContent = '';
+    try {
+      const pc = await ready;
+      if (!pc) throw new UserFacing(msg.noCrypto);
+      const field = form.querySelector('input[name="receipt"]');
+      let digits;
+      try {
+        digits = pc.receipt.normalize(field ? field.value : '');
+      } catch {
+        throw new UserFacing(msg.badReceipt);
+      }
+      const token = pc.bytes.toHex(await pc.receipt.lookupToken(digits));
+      say(status, msg.fetching);
+      const sealed = await fetchSealed(form, token, msg);
+      const secret = await pc.receipt.replySecret(digits);
+      let unreadable = 0;
+      for (const item of sealed) {
+        let text = null;
+        try {
+          text = replyText(await pc.open(pc.bytes.fromBase64(item.envelope), [secret]));
+        } catch {
+          text = null;
+        }
+        if (text === null) {
+          unreadable += 1;
+          continue;
+        }
+        const article = document.createElement('article');
+        article.className = 'reply';
+        article.setAttribute('data-reply', '');
+        const heading = document.createElement('h2');
+        heading.textContent = `${msg.received} ${String(item.received_on)}`;
+        const p = document.createElement('p');
+        p.className = 'reply-text';
+        p.setAttribute('data-reply-text', '');
+        p.textContent = text;
+        article.append(heading, p);
+        output.append(article);
+      }
+      secret.fill(0);
+      say(status, '');
+      if (unreadable) say(alert, msg.unreadable);
+      else if (!sealed.length) say(status, msg.none);
+    } catch (err) {
+      say(status, '');
+      say(alert, err instanceof UserFacing ? err.message : msg.noCrypto);
+      if (!(err instanceof UserFacing) && self.console) console.error(err);
+    } finally {
+      busy = false;
+    }
+  });
+}
+
+if (typeof document !== 'undefined') {
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+}
