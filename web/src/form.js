@@ -20,6 +20,7 @@
 import { fieldsFromForm, reportDocument } from './report.js';
 import { toBase64, toHex } from './bytes.js';
 import { utf8 } from './text.js';
+import { loadCrypto } from './loader.js';
 
 const DEFAULTS = {
   loading: 'Preparing the encryption…',
@@ -49,34 +50,6 @@ function messages(form) {
 
 /** A message meant for the submitter (already translated), as opposed to a bug. */
 class UserFacing extends Error {}
-
-function loadScript(src, integrity) {
-  return new Promise((resolve, reject) => {
-    if (!src || !integrity) {
-      reject(new Error('the page names no script or no integrity hash'));
-      return;
-    }
-    const script = document.createElement('script');
-    script.src = src;
-    script.integrity = integrity; // the browser refuses the script if its hash differs
-    script.async = true;
-    script.onload = () => resolve();
-    script.onerror = () => reject(new Error(`could not load ${src}`));
-    document.head.appendChild(script);
-  });
-}
-
-/** Load crypto.js, then the fallback only if WebCrypto is missing or broken. */
-async function loadCrypto(form) {
-  const d = form.dataset;
-  await loadScript(d.cryptoSrc, d.cryptoIntegrity);
-  const pc = self.PortalCrypto;
-  if (!pc) throw new Error('the crypto bundle did not start');
-  if (await pc.useNative()) return pc;
-  await loadScript(d.fallbackSrc, d.fallbackIntegrity);
-  if (await pc.useFallback(self.PortalCryptoFallback)) return pc;
-  throw new Error('neither WebCrypto nor the fallback passed their known answers');
-}
 
 /** The active keys from the #recipient-keys data block, each checked against its fingerprint. */
 function recipientKeys(pc, msg) {

@@ -14,6 +14,8 @@
 //
 // Every string a person reads comes from the form's data-msg-* attributes.
 
+import { loadCrypto } from './loader.js';
+
 const DEFAULTS = {
   loading: 'Preparing the decryption…',
   fetching: 'Looking for replies…',
@@ -37,32 +39,6 @@ function messages(form) {
 
 class UserFacing extends Error {}
 
-function loadScript(src, integrity) {
-  return new Promise((resolve, reject) => {
-    if (!src || !integrity) {
-      reject(new Error('the page names no script or no integrity hash'));
-      return;
-    }
-    const script = document.createElement('script');
-    script.src = src;
-    script.integrity = integrity;
-    script.async = true;
-    script.onload = () => resolve();
-    script.onerror = () => reject(new Error(`could not load ${src}`));
-    document.head.appendChild(script);
-  });
-}
-
-async function loadCrypto(form) {
-  const d = form.dataset;
-  await loadScript(d.cryptoSrc, d.cryptoIntegrity);
-  const pc = self.PortalCrypto;
-  if (!pc) throw new Error('the crypto bundle did not start');
-  if (await pc.useNative()) return pc;
-  await loadScript(d.fallbackSrc, d.fallbackIntegrity);
-  if (await pc.useFallback(self.PortalCryptoFallback)) return pc;
-  throw new Error('neither WebCrypto nor the fallback passed their known answers');
-}
 
 function region(form, attribute, role) {
   let el = document.querySelector(`[${attribute}]`);
