@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 from portal import envelope, receipt
 from portal.models import Reply, Thread
 from portal.report import N_
-from portal.source import state, upload
+from portal.source import intake, state, upload
 from portal.source.i18n import translate
 from portal.storage import reply_path
 
@@ -96,7 +96,7 @@ def read() -> tuple[str, int]:
                 shown.append(Shown(row.received_on, text))
                 opened.append(row.id)
         if opened:
-            today = dt.datetime.now(dt.UTC).date()
+            today = intake.today()
             session.execute(
                 update(Reply)
                 .where(Reply.id.in_(opened), Reply.read_on.is_(None))
@@ -138,7 +138,7 @@ def sealed() -> tuple[Response, int]:
             found.append((row.id, row.received_on, data))
         if found:
             # Sent to whoever holds the lookup token: the server cannot know more.
-            today = dt.datetime.now(dt.UTC).date()
+            today = intake.today()
             session.execute(
                 update(Reply)
                 .where(Reply.id.in_([f[0] for f in found]), Reply.read_on.is_(None))
