@@ -35,6 +35,7 @@ KEY_IDS_LENGTH = 16 * 33 - 1
 STAFF_NAME_LENGTH = 64
 PASSWORD_HASH_LENGTH = 255
 SEALED_TOTP_SIZE = 64  # nonce, 20-byte secret and tag: 48 bytes
+SIGNATURE_SIZE = 64  # Ed25519
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -115,8 +116,11 @@ class Reply(Base):
     """A reply sealed on the desk for a thread, carried here by a return bundle.
 
     A random id (also its file name, ``replies/<id>.env``), its thread, the day
-    it arrived, the envelope's size, and the day the submitter first read it
-    (NULL until then). Nothing about its text: the server cannot open it.
+    it arrived, the envelope's size, the day the submitter first read it
+    (NULL until then), and the desk's Ed25519 signature over the thread and
+    the envelope's digest (docs/BUNDLES.md §8.2), which the submitter's reader
+    checks; NULL only for replies stored before migration 0005, which readers
+    refuse. Nothing about its text: the server cannot open it.
     """
 
     __tablename__ = "replies"
@@ -127,6 +131,7 @@ class Reply(Base):
     received_on: Mapped[dt.date] = mapped_column(Date)
     size: Mapped[int] = mapped_column(BigInteger)
     read_on: Mapped[dt.date | None] = mapped_column(Date)
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary(SIGNATURE_SIZE))
 
     thread: Mapped[Thread] = relationship(back_populates="replies")
 

@@ -30,7 +30,7 @@ ALLOWED_COLUMNS = {
         "recipient_key_ids",
         "exported_on",
     },
-    "replies": {"id", "thread_id", "received_on", "size", "read_on"},
+    "replies": {"id", "thread_id", "received_on", "size", "read_on", "signature"},
     "staff_users": {
         "id",
         "name",
