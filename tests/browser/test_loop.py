@@ -1,0 +1,350 @@
+"""The whole loop in real Chromium, with JavaScript and without, against real processes.
+
+`portal serve source` and `portal serve staff` run as subprocesses on
+127.0.0.1 over one data directory and SQLite database; the staff account is
+made with `portal staff add` and enrolled on the staff pages with a TOTP code
+computed from the provisioning URI it printed; the desk is `portal-desk` with
+a real key file and passphrase. The loop: submit -> staff login (password and
+TOTP) -> export download -> desk import -> reply -> return -> return upload
+-> the submitter reads the reply with the receipt -> follow-up -> next export
+-> desk import shows the follow-up -> return -> upload. After each purge the
+database (every table, every column) and the data directory (every file, byte
+by byte) are searched for every trace of the purged report: only its thread
+row may stay, which replies need.
+
+Then the staff login's refusals in Chromium: a wrong password, a wrong code,
+a reused code, and guessing until the lockout. Those run the staff app in a
+thread of this process on 127.0.0.1, so that the test's clock (``staffauth.now``
+replaced) moves past the growing delays instead of sleeping through them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from harness import Team
+from loop_helpers import (
+    STAFF_PASSWORD,
+    Authenticator,
+    NewAccount,
+    Rows,
+    add_staff,
+    desk,
+    envelope_needles,
+    environment,
+    found_in_files,
+    found_in_rows,
+    portal,
+    running,
+    serving_in_thread,
+    table_rows,
+)
+from playwright.sync_api import Page
+from source_fixtures import SECRET
+from staff_fixtures import Account, Clock
+from test_submit import RECEIPT, expected_fields, fill
+
+from portal import bundle, receipt, returnbundle, staffauth
+from portal.config import DATABASE_NAME
+
+MODES = ("normal", "no-js")
+ENROLLED = "Your account is ready and you are signed in."
+LOGIN_FAILED = "The name, password or code is not right. Check them and try again."
+
+
+@dataclass(frozen=True)
+class Loop:
+    source: str
+    staff: str
+    data_dir: Path
+    env: dict[str, str]
+    logs: tuple[Path, ...]
+    team: Team
+    desk_dir: Path
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / DATABASE_NAME
+
+
+@pytest.fixture
+def loop(tmp_path: Path, team: Team) -> Iterator[Loop]:
+    """Both interfaces as `portal serve` subprocesses over one data directory."""
+    data_dir = tmp_path / "data"
+    settings = {"PORTAL_SECRET_KEY": secrets.token_urlsafe(48), "PORTAL_KEYS":
+                str(team.manifest_dir), "PORTAL_DATA_DIR": str(data_dir)}  # fmt: skip
+    env = environment(settings)
+    portal(env, "db", "upgrade")
+    source_log, staff_log = tmp_path / "source.log", tmp_path / "staff.log"
+    with running("source", env, source_log) as source, running("staff", env, staff_log) as staff:
+        yield Loop(source, staff, data_dir, env, (source_log, staff_log), team, tmp_path / "desk")
+
+
+# The submitter --------------------------------------------------------------------------
+
+
+def submit(page: Page, loop: Loop, marker: str, mode: str) -> str:
+    """Send a report with ``marker`` in its account; the receipt as shown."""
+    page.goto(f"{loop.source}/report")
+    fill(page, expected_fields(marker))
+    if mode == "no-js":
+        page.check('[name="server_seal_consent"]')
+    page.click('#report-form button[type="submit"]:visible')
+    shown = page.locator("[data-receipt]").first
+    shown.wait_for(state="visible", timeout=60_000)
+    text = shown.inner_text().strip()
+    assert RECEIPT.fullmatch(text), text
+    return text
+
+
+def read_replies(page: Page, loop: Loop, shown: str) -> list[str]:
+    page.goto(f"{loop.source}/replies")
+    page.fill('[name="receipt"]', shown)
+    page.click('[data-replies-form] button[type="submit"]')
+    page.wait_for_selector("[data-reply-text]", timeout=30_000)
+    return page.locator("[data-reply-text]").all_inner_texts()
+
+
+# Staff ----------------------------------------------------------------------------------
+
+
+def enrol(page: Page, url: str, account: NewAccount) -> None:
+    page.goto(f"{url}/enrol")
+    page.fill("#name", account.name)
+    page.fill("#enrolment_secret", account.enrolment_secret)
+    page.fill("#password", STAFF_PASSWORD)
+    page.fill("#password_again", STAFF_PASSWORD)
+    page.fill("#code", account.authenticator.code())
+    page.click('button:text("Enrol")')
+    assert page.inner_text('[role="status"]') == ENROLLED
+    page.click('button:text("Sign out")')
+    assert page.inner_text("h1") == "Sign in"
+
+
+def sign_in(page: Page, url: str, name: str, password: str, code: str) -> int:
+    """Post the login form; the status of the answer."""
+    page.goto(f"{url}/login")
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.fill("#code", code)
+    with page.expect_navigation() as answer:
+        page.click('button:text("Sign in")')
+    response = answer.value
+    assert response is not None
+    return response.status
+
+
+def figures(page: Page) -> dict[str, str]:
+    names = ("waiting", "new", "exported", "unread_replies")
+    return {n: page.inner_text(f'[data-figure="{n}"]') for n in names}
+
+
+def download_export(page: Page, path: Path) -> bundle.Bundle:
+    with page.expect_download() as info:
+        page.click('button:text("Download the export bundle")')
+    download = info.value
+    assert re.fullmatch(r"reprisals-export-\d{4}-\d\d-\d\d\.tar", download.suggested_filename)
+    download.save_as(path)
+    return bundle.read_export(path)
+
+
+def upload_return(page: Page, path: Path) -> str:
+    page.set_input_files("#bundle", str(path))
+    page.click('button:text("Upload the return bundle")')
+    return page.inner_text('[data-result="return"]')
+
+
+# The desk -------------------------------------------------------------------------------
+
+
+def desk_import(loop: Loop, path: Path) -> str:
+    team = loop.team
+    done = desk("import", "--store", loop.desk_dir, "--secret-key", team.key_file,
+                "--passphrase-file", team.passphrase_file, path)  # fmt: skip
+    return done.stderr
+
+
+def desk_return(loop: Loop, path: Path) -> returnbundle.ReturnBundle:
+    desk("return", "--store", loop.desk_dir, "-o", path)
+    return returnbundle.parse(path.read_bytes())
+
+
+# What may stay ---------------------------------------------------------------------------
+
+
+def assert_purged(loop: Loop, needles: dict[str, bytes], thread_id: str) -> Rows:
+    """No needle in any column of any row, nor in any file of the data directory, nor in
+    the servers' output; no submission row left; the thread row kept. The rows."""
+    rows = table_rows(loop.database)
+    assert found_in_rows(rows, needles) == []
+    assert found_in_files(loop.data_dir, needles) == []
+    for log in loop.logs:
+        output = log.read_bytes()
+        assert [n for n, needle in needles.items() if needle in output] == []
+        assert b"127.0.0.1" not in output, "a server's output names a client address"
+    assert rows["submissions"] == []
+    assert [row["id"] for row in rows["threads"]] == [thread_id]
+    return rows
+
+
+def report_needles(item: bundle.Item, data: bytes, marker: str, shown: str) -> dict[str, bytes]:
+    """What would betray a report: its text, ids, digest, ciphertext, receipt."""
+    token = receipt.lookup_token(shown)
+    return {
+        "marker": marker.encode(),
+        "submission id": item.id.encode(),
+        "envelope digest": item.sha256,
+        "envelope digest in hex": item.sha256.hex().encode(),
+        "receipt": shown.encode(),
+        "receipt digits": shown.replace(" ", "").encode(),
+        "lookup token": token,
+        "lookup token in hex": token.hex().encode(),
+        **envelope_needles("envelope", data),
+    }
+
+
+# The loop -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_whole_loop_leaves_no_trace_of_the_report(loop: Loop, browser_for: Any, mode: str,
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    marker = f"LOOP-{uuid.uuid4().hex}"
+    answer = f"Reply {uuid.uuid4().hex}: we received it, Журналист."
+    submitter = browser_for(mode).new_page()
+    staff = browser_for(mode).new_page()
+
+    # The submitter reports; staff enrol, sign out and sign in with a password and a code.
+    shown = submit(submitter, loop, marker, mode)
+    account = add_staff(loop.env, "amina")
+    enrol(staff, loop.staff, account)
+    code = account.authenticator.code()
+    assert sign_in(staff, loop.staff, account.name, STAFF_PASSWORD, code) == 200
+    assert staff.inner_text("h1") == "Overview"
+    assert figures(staff) == {"waiting": "1", "new": "1", "exported": "0", "unread_replies": "0"}
+
+    # Export, then the desk imports it, replies and writes the return bundle.
+    with download_export(staff, tmp_path / "export-1.tar") as exported:
+        (item,) = exported.items
+        data = exported.read(item)
+    staff.goto(f"{loop.staff}/")
+    assert figures(staff) == {"waiting": "1", "new": "0", "exported": "1", "unread_replies": "0"}
+    assert "1 items imported (1 new cases)" in desk_import(loop, tmp_path / "export-1.tar")
+    assert item.thread_id in desk("cases", "--store", loop.desk_dir).stdout
+    assert marker in desk("show", "--store", loop.desk_dir, item.thread_id).stdout
+    desk("reply", "--store", loop.desk_dir, "--message", answer,
+         "--to", loop.team.manifest_dir / "manifest.json", item.thread_id)  # fmt: skip
+    returned = desk_return(loop, tmp_path / "return-1.tar")
+    assert [(a.id, a.sha256) for a in returned.acknowledgements] == [(item.id, item.sha256)]
+    (reply,) = returned.replies
+
+    # Staff upload it: the report is purged, the reply stored for the submitter.
+    result = upload_return(staff, tmp_path / "return-1.tar")
+    assert "1 acknowledged submission deleted" in result and "1 reply stored" in result
+    assert figures(staff) == {"waiting": "0", "new": "0", "exported": "0", "unread_replies": "1"}
+
+    # The submitter reads it with the receipt.
+    assert read_replies(submitter, loop, shown) == [answer]
+    staff.goto(f"{loop.staff}/")
+    assert figures(staff)["unread_replies"] == "0"
+
+    # No trace of the report; its thread and the reply (sealed, not readable here) stay.
+    needles = report_needles(item, data, marker, shown) | {"reply text": answer.encode()}
+    rows = assert_purged(loop, needles, item.thread_id)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    read = [(r["id"], r["thread_id"], r["read_on"]) for r in rows["replies"]]
+    assert read == [(reply.id, item.thread_id, today)]
+    files = sorted(str(p.relative_to(loop.data_dir)) for p in loop.data_dir.rglob("*.env"))
+    assert files == [f"replies/{reply.id}.env"]
+
+    # The follow-up in the same thread, and the next round trip.
+    pytest.skip(
+        "the submitter's follow-up form on the replies page (helper 5B) is not built yet:"
+        " follow-up -> next export -> desk import shows it -> return -> upload -> purge"
+    )
+
+
+# Logging in, refused ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff_url(staff_app: Flask) -> Iterator[str]:
+    """The staff app (SQLite in the test's data directory) on 127.0.0.1, in this process."""
+    with serving_in_thread(staff_app) as url:
+        yield url
+
+
+def alert(page: Page) -> str:
+    return page.inner_text('[role="alert"]')
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_wrong_password_a_wrong_code_and_a_reused_code_are_refused(
+    staff_url: str, account: Account, clock: Clock, browser_for: Any, mode: str
+) -> None:
+    page = browser_for(mode).new_page()
+    code = account.code(clock.now)
+    assert sign_in(page, staff_url, account.name, "not the password at all", code) == 401
+    assert alert(page) == LOGIN_FAILED
+    window = {account.code(clock.now + s * staffauth.TOTP_STEP) for s in (-1, 0, 1)}
+    wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in window)
+    assert sign_in(page, staff_url, account.name, account.password, wrong) == 401
+    assert alert(page) == LOGIN_FAILED
+    assert page.locator("[data-figure]").count() == 0
+
+    # The right password and code sign in; the same code a second time does not.
+    assert sign_in(page, staff_url, account.name, account.password, code) == 200
+    assert page.inner_text("h1") == "Overview"
+    page.click('button:text("Sign out")')
+    assert sign_in(page, staff_url, account.name, account.password, code) == 401
+    assert alert(page) == LOGIN_FAILED
+    page.goto(f"{staff_url}/")
+    assert page.inner_text("h1") == "Sign in"
+    clock.advance(staffauth.TOTP_STEP)
+    assert sign_in(page, staff_url, account.name, account.password, account.code(clock.now)) == 200
+    assert page.inner_text("h1") == "Overview"
+
+
+def test_guessing_meets_growing_delays_then_a_lockout_only_the_operator_lifts(
+    staff_url: str, account: Account, clock: Clock, browser_for: Any, data_dir: Path
+) -> None:
+    page = browser_for("normal").new_page()
+    for failures in range(1, staffauth.LOCKOUT_AFTER):
+        assert sign_in(page, staff_url, account.name, f"guess {failures}", "123456") == 401
+        assert alert(page) == LOGIN_FAILED
+        delay = staffauth.delay_after(failures)
+        if delay:
+            # Too soon: refused unchecked, with the time to wait; it does not count.
+            right = account.code(clock.now)
+            assert sign_in(page, staff_url, account.name, account.password, right) == 429
+            assert (
+                alert(page)
+                == f"Too many failed attempts. Wait {delay + 1} seconds, then try again."
+            )
+            clock.advance(delay)
+    assert sign_in(page, staff_url, account.name, "the last guess", "123456") == 403
+    assert "This account is locked" in alert(page)
+    clock.advance(3600)
+    assert sign_in(page, staff_url, account.name, account.password, account.code(clock.now)) == 403
+    assert "portal staff reset-totp" in alert(page)
+
+    # The operator resets the TOTP secret on the command line; the new one signs in.
+    env = environment({"PORTAL_SECRET_KEY": SECRET, "PORTAL_DATA_DIR": str(data_dir),
+                       "PORTAL_KEYS": str(data_dir / "no-manifest.json")})  # fmt: skip
+    printed = portal(env, "staff", "reset-totp", account.name)
+    (uri,) = re.findall(r"^\s+(otpauth://\S+)$", printed, re.MULTILINE)
+    fresh = Authenticator.from_uri(uri).secret
+    old = account.code(clock.now)
+    assert sign_in(page, staff_url, account.name, account.password, old) == 401
+    code = staffauth.code_at(fresh, clock.now)
+    assert sign_in(page, staff_url, account.name, account.password, code) == 200
+    assert page.inner_text("h1") == "Overview"
