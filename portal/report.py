@@ -171,6 +171,11 @@ def _value(f: Field, values: Sequence[str]) -> tuple[Any, str | None]:
     return text, None
 
 
+def field_value(f: Field, values: Sequence[str]) -> tuple[Any, str | None]:
+    """The value of ``f`` from the submitted strings, or a problem (``portal.followup`` too)."""
+    return _value(f, values)
+
+
 def from_form(form: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """The report's field values from submitted form data (``name -> list of strings``).
 

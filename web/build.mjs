@@ -2,6 +2,7 @@
 //
 //   form.js          the page controller (report.js inside), loaded with defer
 //   replies.js       the replies page's controller, loaded with defer
+//   followup.js      the follow-up page's controller, loaded with defer
 //   crypto.js        envelope, receipt, backends: exposes self.PortalCrypto
 //   aes-fallback.js  pure-JS AES-GCM/HKDF/HMAC, loaded only without crypto.subtle
 //   manifest.json    {"<name>": {"path": "dist/<name>", "integrity": "sha384-..."}}
@@ -22,6 +23,7 @@ export const DIST = join(root, 'portal', 'static', 'dist');
 export const BUNDLES = {
   'form.js': 'web/src/form.js',
   'replies.js': 'web/src/replies.js',
+  'followup.js': 'web/src/followup.js',
   'crypto.js': 'web/src/crypto-entry.js',
   'aes-fallback.js': 'web/src/fallback-entry.js',
 };

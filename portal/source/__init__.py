@@ -18,6 +18,7 @@ from portal.config import PROJECT_ROOT, Config, from_env
 from portal.source import (
     assets,
     errors,
+    followup,
     i18n,
     limits,
     logs,
@@ -31,7 +32,10 @@ from portal.source import (
 
 STATIC = PROJECT_ROOT / "portal" / "static"
 TEMPLATES = PROJECT_ROOT / "templates"
-SUBMISSION_ENDPOINTS = frozenset({"pages.form", "plain.submit", "sealed.submit"})
+SUBMISSION_ENDPOINTS = frozenset(
+    {"pages.form", "plain.submit", "sealed.submit", "followup.ask", "followup.plain"}
+    | {"followup.sealed"}
+)
 
 
 def refuse_when_unavailable() -> ResponseReturnValue | None:
@@ -39,7 +43,7 @@ def refuse_when_unavailable() -> ResponseReturnValue | None:
     reason = state.current().unavailable
     if reason is None or request.endpoint not in SUBMISSION_ENDPOINTS:
         return None
-    if request.endpoint == "sealed.submit":
+    if request.endpoint in errors.JSON_ENDPOINTS:
         return errors.respond(503, reason)
     return views.render_unavailable(i18n.translate(reason))
 
@@ -64,7 +68,7 @@ def create_app(config: Config) -> Flask:
     i18n.init(app, config.translations_dir)
     errors.init(app)
     app.context_processor(lambda: {"demo": current.demo, "unavailable": current.unavailable})
-    for blueprint in (views.bp, sealed.bp, plain.bp, replies.bp):
+    for blueprint in (views.bp, sealed.bp, plain.bp, replies.bp, followup.bp):
         app.register_blueprint(blueprint)
     return app
 

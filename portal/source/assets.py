@@ -19,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-BUNDLES = ("form.js", "crypto.js", "aes-fallback.js", "replies.js")
+BUNDLES = ("form.js", "crypto.js", "aes-fallback.js", "replies.js", "followup.js")
 MANIFEST = "dist/manifest.json"
 BUILD_HINT = "Run `npm ci && npm run build` (make run and make test do it)."
 
@@ -36,6 +36,7 @@ class Assets:
     crypto: Script
     fallback: Script
     replies: Script
+    followup: Script
 
 
 def integrity(data: bytes) -> str:

@@ -19,6 +19,7 @@ CSRF_EXPIRED = N_(
     "This form is out of date or was already sent, so nothing was stored. Copy what you"
     " wrote somewhere safe, reload the form and send it again."
 )
+JSON_ENDPOINTS = frozenset({"sealed.submit", "replies.sealed", "followup.sealed"})
 MESSAGES = {
     400: N_(
         "The request was not understood, so nothing was stored. Reload the page and try again."
@@ -38,7 +39,7 @@ MESSAGES = {
 def respond(status: int, message: str) -> Response | tuple[str, int]:
     """The error ``message`` (marked for translation) as JSON or a page, with ``status``."""
     text = translate(message)
-    if request.blueprint == "sealed" or request.endpoint == "replies.sealed":
+    if request.blueprint == "sealed" or request.endpoint in JSON_ENDPOINTS:
         response = jsonify(error=text)
         response.status_code = status
         return response

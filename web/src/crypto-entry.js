@@ -3,6 +3,7 @@
 
 import * as envelope from './envelope.js';
 import * as receipt from './receipt.js';
+import { threadProofs } from './followup-proof.js';
 import { CryptoUnavailable, getBackend, selfTest, setBackend } from './backend.js';
 import { webCryptoBackend } from './backend-webcrypto.js';
 import { fromBase64, toBase64, toHex } from './bytes.js';
@@ -44,6 +45,7 @@ self.PortalCrypto = Object.freeze({
     replyPublicKey: receipt.replyPublicKey,
   }),
   bytes: Object.freeze({ fromBase64, toBase64, toHex }),
+  threadProofs,
   useNative,
   useFallback,
   backendName: () => getBackend().name,

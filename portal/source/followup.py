@@ -1,0 +1,156 @@
+"""``/followup``: more information or a change of consent, sent in an existing thread.
+
+``GET /followup`` shows the form: the receipt, a free text and the four
+consent questions, each at "No change" by default. With JavaScript,
+``followup.js`` seals the follow-up in the browser (FORMAT.md §15.6) and
+posts the envelope to ``POST /followup/sealed`` with only the lookup token
+(``X-Lookup-Token``) and the CSRF token: the receipt never leaves the
+browser. Without JavaScript, ``POST /followup/plain`` seals it on the
+server, in memory, only after the explicit choice (``server_seal_consent``),
+deriving the lookup token and the reply secret from the receipt for that one
+request. Either way it is stored as a submission of the thread the token
+finds; an unknown receipt stores nothing and gets a 404 (SECURITY.md says
+what that answer tells).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, Response, jsonify, render_template, request
+
+from portal import envelope, followup, receipt, report, storage
+from portal.envelope import Header, SealPath
+from portal.models import SealedBy
+from portal.report import N_
+from portal.source import followup_store, state, upload
+from portal.source.i18n import translate
+from portal.source.plain import CONSENT, submitted
+from portal.source.sealing import serialise
+from portal.source.security import CSRF_FIELD, rotate_csrf
+from portal.source.views import recipient_keys
+
+bp = Blueprint("followup", __name__)
+
+RECEIPT = "receipt"
+KNOWN_NAMES = frozenset({f.name for f in followup.FIELDS} | {CSRF_FIELD, CONSENT, RECEIPT})
+NO_THREAD = N_(
+    "No report was found for this receipt, so nothing was sent. Check that you typed the"
+    " receipt exactly as it was shown when your report was sent."
+)
+BAD_RECEIPT = N_(
+    "This is not a valid receipt, so nothing was sent. A receipt has thirty digits in groups"
+    " of five. Check what you typed."
+)
+UNKNOWN_FIELDS = N_(
+    "The form that was sent has answers this portal does not know, so nothing was stored."
+    " Check your answers below and send them again."
+)
+CHECK_ANSWERS = N_("Nothing was sent yet. Please check the answers marked below.")
+NOT_SENT = N_("Nothing was sent yet.")
+NOT_STORED = N_(
+    "The portal could not store the follow-up, so nothing was kept. Please try again later."
+)
+
+
+def today() -> dt.date:
+    """The day of arrival (UTC): the only time the server keeps."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _page(
+    values: dict[str, list[str]] | None = None,
+    problems: dict[str, str] | None = None,
+    *,
+    notice: str | None = None,
+    consent_missing: bool = False,
+    status: int = 200,
+) -> tuple[str, int]:
+    current = state.current()
+    values = {k: v for k, v in (values or {}).items() if k != RECEIPT}  # never echoed
+    page = render_template(
+        "source/followup.html",
+        fields=followup.FIELDS,
+        values=values,
+        problems=problems or {},
+        notice=notice,
+        consent_missing=consent_missing,
+        recipient_keys=recipient_keys(current),
+        fingerprints=current.fingerprints,
+        assets=current.assets,
+    )
+    return page, status
+
+
+@bp.get("/followup")
+def ask() -> tuple[str, int]:
+    return _page()
+
+
+@bp.post("/followup/plain")
+def plain() -> tuple[str, int]:
+    values = submitted()
+    if set(values) - KNOWN_NAMES:
+        known = {k: v for k, v in values.items() if k in KNOWN_NAMES}
+        return _page(known, notice=UNKNOWN_FIELDS, status=400)
+    problems: dict[str, str] = {}
+    try:
+        fields = followup.from_form(values)
+    except report.ReportError as err:
+        fields, problems = {}, err.problems
+    try:
+        digits = receipt.normalize((values.get(RECEIPT) or [""])[0])
+    except receipt.InvalidReceipt:
+        digits, problems[RECEIPT] = "", BAD_RECEIPT
+    consent = values.get(CONSENT) == ["yes"]
+    if problems or not consent:
+        notice = CHECK_ANSWERS if problems else NOT_SENT
+        return _page(values, problems, notice=notice, consent_missing=not consent, status=400)
+    current = state.current()
+    digest = receipt.lookup_digest(current.digest_key, receipt.lookup_token(digits))
+    secret = receipt.reply_secret(digits)
+    del digits
+    keys = [k.public_key for k in current.keys]
+    document = followup.document(fields, secret, keys, sealed_by="server")
+    del secret
+    sealed = envelope.seal(serialise(document), keys, SealPath.SERVER)
+    del document
+    status = _store(digest, sealed, envelope.parse_header(sealed), SealedBy.SERVER)
+    if status == 404:
+        return _page(values, {RECEIPT: NO_THREAD}, notice=CHECK_ANSWERS, status=404)
+    if status != 201:
+        return render_template("source/error.html", status=status,
+                               message=translate(NOT_STORED)), status  # fmt: skip
+    page = render_template("source/followup_sent.html", fingerprints=current.fingerprints)
+    return page, 200
+
+
+@bp.post("/followup/sealed")
+def sealed() -> tuple[Response, int]:
+    current = state.current()
+    token = upload.lookup_token(request.headers.get("X-Lookup-Token"))
+    body = request.get_data(cache=False)
+    header = upload.check_envelope(body, current.keys, current.config.max_report_bytes)
+    digest = receipt.lookup_digest(current.digest_key, token)
+    status = _store(digest, body, header, SealedBy.BROWSER)
+    if status == 404:
+        raise upload.Refused(404, NO_THREAD)
+    if status != 201:
+        raise upload.Refused(status, NOT_STORED)
+    return jsonify(fingerprints=current.fingerprints), 201
+
+
+def _store(digest: bytes, data: bytes, header: Header, sealed_by: SealedBy) -> int:
+    """Store the follow-up; 201 when stored, 404 for an unknown thread, 503 on failure."""
+    current = state.current()
+    try:
+        followup_store.store(
+            current.db, current.config.data_dir, digest, (data, header), sealed_by, today()
+        )
+    except followup_store.NoThread:
+        return 404
+    except storage.StorageError as err:
+        followup_store.log.error("a follow-up could not be stored: %s", err)
+        return 503
+    rotate_csrf()
+    return 201

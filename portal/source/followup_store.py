@@ -1,0 +1,87 @@
+"""Storing a follow-up: one more submission in the thread that its lookup token finds.
+
+The same durability rule as ``portal.storage``: the envelope is written
+through a temporary file, fsynced and renamed, and only then is its row
+committed; if the commit fails the file is removed. The thread is found by
+the keyed digest of the lookup token; an unknown digest stores nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from portal import storage
+from portal.db import Database
+from portal.envelope import Header
+from portal.models import SealedBy, Submission, Thread, encode_key_ids
+
+log = logging.getLogger(__name__)
+
+
+class NoThread(storage.StorageError):
+    """No thread has this lookup digest; nothing was stored."""
+
+
+def thread_id(db: Database, lookup_digest: bytes) -> str:
+    """The id of the thread with ``lookup_digest``; raises :class:`NoThread` or ``StorageError``."""
+    try:
+        with db.session() as session:
+            found = session.scalar(select(Thread.id).where(Thread.lookup_digest == lookup_digest))
+    except SQLAlchemyError as err:
+        raise storage.StorageError(f"cannot read the database: {type(err).__name__}") from None
+    if found is None:
+        raise NoThread("no thread has this lookup digest")
+    return found
+
+
+def store(
+    db: Database,
+    data_dir: Path,
+    lookup_digest: bytes,
+    sealed: tuple[bytes, Header],
+    sealed_by: SealedBy,
+    day: dt.date,
+) -> str:
+    """Store a follow-up envelope in its thread; return the new submission's id.
+
+    Raises :class:`NoThread` for an unknown digest, ``StorageError`` when the
+    file or the row cannot be written; either way nothing is left behind.
+    """
+    data, header = sealed
+    thread = thread_id(db, lookup_digest)
+    submission_id = storage.new_id()
+    path = storage.envelope_path(data_dir, submission_id)
+    try:
+        storage.prepare(data_dir)
+        storage.write_durably(path, data, day)
+    except OSError as err:
+        raise storage.StorageError(f"cannot write the envelope file: {err.strerror}") from None
+    row = Submission(
+        id=submission_id,
+        thread_id=thread,
+        received_on=day,
+        sealed_by=sealed_by,
+        padded_size=header.padded_size,
+        envelope_size=len(data),
+        recipient_key_ids=encode_key_ids(header.key_ids),
+    )
+    try:
+        with db.session() as session:
+            session.add(row)
+            session.commit()
+    except SQLAlchemyError as err:
+        _discard(path)
+        raise storage.StorageError(f"cannot commit the follow-up: {type(err).__name__}") from None
+    return submission_id
+
+
+def _discard(path: Path) -> None:
+    try:
+        storage.remove_durably(path)
+    except OSError as err:
+        log.error("an uncommitted envelope file could not be removed: %s", err.strerror)
