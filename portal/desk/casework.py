@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import bundle, envelope, keyfile
-from portal.desk import passphrase
+from portal.desk import followups, passphrase
 from portal.desk.casestore import FAILED, OPENED, Case, Item, open_store, session
 from portal.desk.documents import Checked, DocumentRefused, check
 from portal.desk.errors import DeskError
@@ -189,6 +189,8 @@ def _open(source: bundle.Bundle, item: bundle.Item, identities: list[PrivateKey]
     except envelope.EnvelopeError as err:
         raise _Failure(type(err).__name__, f"item {item.id}: {err}", err.hint) from None
     try:
+        if followups.is_followup(plaintext):
+            return followups.check(plaintext, path, item.reply_public_key, identities)
         return check(plaintext, path, item.reply_public_key)
     except DocumentRefused as err:
         raise _Failure(err.name, f"item {item.id}: {err}", err.hint) from None
@@ -280,7 +282,8 @@ def cases(args: Namespace) -> int:
                 .options(selectinload(Case.items))
                 .order_by(Case.first_on, Case.thread_id)
             )
-            lines = [_case_line(case) for case in rows]
+            unread = followups.unread_counts(db)
+            lines = [_case_line(case) + followups.unread_suffix(unread, case) for case in rows]
             failed = len(db.scalars(select(Item.id).where(Item.status == FAILED)).all())
     finally:
         engine.dispose()
@@ -295,7 +298,7 @@ def cases(args: Namespace) -> int:
 
 
 def _case_line(case: Case) -> str:
-    fields = _fields(case.items[0]) if case.items else {}
+    fields = followups.current_fields(case.items)  # consent as follow-ups changed it
     listed = fields.get("acts")
     # A planted report may hold anything here; it is shown, never allowed to crash the listing.
     acts = ", ".join(str(a) for a in listed) if isinstance(listed, list) else ""
@@ -323,10 +326,10 @@ def show(args: Namespace) -> int:
             failed = db.scalars(
                 select(Item).where(Item.exported_thread_id == case.thread_id, Item.status == FAILED)
             ).all()
-            text = _render(case, list(failed))
+            emit(_render(case, list(failed)))
+            followups.mark_read(db, case)  # only once they were printed
     finally:
         engine.dispose()
-    emit(text)
     return 0
 
 
@@ -355,7 +358,8 @@ def _render(case: Case, failed: list[Item]) -> str:
         f"Items: {len(case.items)}",
     ]
     for item in case.items:
-        out += ["", *_render_item(item)]
+        render = followups.render if followups.is_followup_item(item) else _render_item
+        out += ["", *render(item)]
     for item in failed:
         message = _plain(item.error_message or "")
         out += ["", f"Item {item.id}: FAILED to open ({item.error}): {message}"]
