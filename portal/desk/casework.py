@@ -311,12 +311,6 @@ def _case_line(case: Case) -> str:
     )
 
 
-def _fields(item: Item) -> dict[str, Any]:
-    document = json.loads(item.document or "{}")
-    fields = document.get("fields", {})
-    return fields if isinstance(fields, dict) else {}
-
-
 def show(args: Namespace) -> int:
     """Print one case's items as readable text (this is the desk's own screen)."""
     engine = open_store(args.store, create=False)
