@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ usage: portal keys [--manifest FILE]
        portal demo-key --dir DIR
        portal db upgrade
        portal staff add NAME | remove NAME | reset-totp NAME
+       portal replies expire
        portal serve source|staff [--host HOST] [--port PORT]
 
   keys          validate the recipients' key manifest and print its fingerprints
@@ -32,6 +34,9 @@ usage: portal keys [--manifest FILE]
   staff remove  delete a staff account
   staff reset-totp
                 give an account a new TOTP secret and unlock it
+  replies expire
+                delete every reply that arrived PORTAL_REPLY_RETENTION_DAYS
+                (default 30) or more days ago, read or not (run it daily)
   serve source  serve the source interface with the development server
                 (default 127.0.0.1:8080, no access log; production uses gunicorn)
   serve staff   serve the staff interface likewise (default 127.0.0.1:8081)
@@ -39,7 +44,8 @@ usage: portal keys [--manifest FILE]
 Settings come from the environment: PORTAL_SECRET_KEY (required to serve; no
 default), PORTAL_KEYS (the key manifest or its directory; default keys/),
 PORTAL_DATA_DIR (default instance/data), DATABASE_URL (default SQLite in the
-data directory), PORTAL_HTTPS (1 to mark cookies Secure).
+data directory), PORTAL_HTTPS (1 to mark cookies Secure),
+PORTAL_REPLY_RETENTION_DAYS (default 30).
 
 Example:
   $ portal demo-key --dir instance/demo-keys
@@ -71,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     staff = sub.add_parser("staff", add_help=False)
     staff.add_argument("action", choices=["add", "remove", "reset-totp"])
     staff.add_argument("name")
+    replies = sub.add_parser("replies", add_help=False)
+    replies.add_argument("action", choices=["expire"])
     serve = sub.add_parser("serve", add_help=False)
     serve.add_argument("interface", choices=["source", "staff"])
     serve.add_argument("--host", default="127.0.0.1")
@@ -159,6 +167,24 @@ def cmd_staff(cfg: config_mod.Config, action: str, name: str) -> int:
         db.dispose()
 
 
+def cmd_replies_expire(cfg: config_mod.Config) -> int:
+    from portal import purge
+
+    db = Database(cfg.database_url)
+    today = dt.datetime.now(dt.UTC).date()
+    try:
+        gone = purge.expire_replies(db, cfg.data_dir, today, cfg.reply_retention_days)
+    except SQLAlchemyError as err:
+        return _fail(
+            f"cannot use the database {describe_database(cfg.database_url)} ({type(err).__name__})",
+            "Check DATABASE_URL and run `portal db upgrade`.",
+        )
+    finally:
+        db.dispose()
+    print(f"{len(gone)} replies older than {cfg.reply_retention_days} days deleted")
+    return 0
+
+
 def cmd_serve(cfg: config_mod.Config, interface: str, host: str, port: int | None) -> int:
     from portal.source import devserver, logs
 
@@ -202,6 +228,8 @@ def _run(args: argparse.Namespace) -> int:
         return cmd_db_upgrade(cfg)
     if args.command == "staff":
         return cmd_staff(cfg, args.action, args.name)
+    if args.command == "replies":
+        return cmd_replies_expire(cfg)
     return cmd_serve(cfg, args.interface, args.host, args.port)
 
 

@@ -17,6 +17,8 @@ one (``require_secret``). Settings:
 - ``DATABASE_URL``: a SQLAlchemy URL (default SQLite under the data directory).
 - ``PORTAL_HTTPS``: ``1`` when served over HTTPS, to mark cookies ``Secure``
   (default off: onion services are plain HTTP, encrypted by Tor).
+- ``PORTAL_REPLY_RETENTION_DAYS``: replies are deleted this many days after they
+  arrive, read or not (default 30; ``portal replies expire`` does it).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Config:
     # bytes of JSON escape per character its envelope stays under 1 MiB.
     max_report_bytes: int = 2 * MiB
     translations_dir: Path = PROJECT_ROOT / "translations"
+    reply_retention_days: int = 30
 
     def require_secret(self) -> bytes:
         """The secret key, or :class:`ConfigError` when it was not set."""
@@ -135,6 +138,17 @@ def flag_setting(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0, not {value!r}", f"Set {name}=1 or {name}=0.")
 
 
+def days_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    """A number of days from 1 to 3650, ``default`` when unset or empty."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 3650):
+        raise ConfigError(f"{name} must be a number of days from 1 to 3650, not {value!r}",
+                          f"Set {name}={default}, for example.")  # fmt: skip
+    return int(value)
+
+
 def database_setting(env: Mapping[str, str], data_dir: Path) -> str:
     """``DATABASE_URL``, or a SQLite file in the data directory."""
     return env.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir / DATABASE_NAME}"
@@ -153,4 +167,5 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         database_url=database_setting(env, data_dir),
         secret_key=secret_setting(env),
         https=flag_setting(env, "PORTAL_HTTPS"),
+        reply_retention_days=days_setting(env, "PORTAL_REPLY_RETENTION_DAYS", 30),
     )

@@ -17,7 +17,12 @@ well-formed envelope (``envelope.inspect``), and be sealed to that thread's
 reply key among its recipients. They are stored as ``replies/<id>.env``
 (written durably, like envelopes) before the one transaction that adds their
 rows and deletes the acknowledged submissions; if it fails, the files are
-removed again. Replies are never deleted here.
+removed again. Once a bundle is applied, every reply the submitter has read
+is deleted (:func:`forget_read_replies`): the desk has answered since, and a
+reply kept on the server is one more thing to seize. Replies are also deleted
+after a set time whether read or not (:func:`expire_replies`, run by a
+periodic job: ``portal replies expire``). Reply files are shredded like
+envelopes.
 
 Thread rows stay: they hold only the lookup digest and the reply public key,
 which replies to the submitter need.
@@ -33,6 +38,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -184,7 +190,37 @@ def apply(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
         shred(envelope_path(data_dir, submission_id))
     if ids:
         fsync_directory(envelope_path(data_dir, ids[0]).parent)
+    forget_read_replies(db, data_dir)
     return plan
+
+
+def forget_read_replies(db: Database, data_dir: Path) -> tuple[str, ...]:
+    """Delete every reply the submitter has read (rows, then shredded files); return their ids.
+
+    Called once a return bundle is applied: the submitter has read them and the
+    desk has acknowledged a bundle since. Replies just stored are unread.
+    """
+    return _delete_replies(db, data_dir, Reply.read_on.is_not(None))
+
+
+def expire_replies(db: Database, data_dir: Path, today: dt.date, days: int) -> tuple[str, ...]:
+    """Delete every reply that arrived ``days`` or more days before ``today``, read or not."""
+    if days < 1:
+        raise ValueError("the reply retention must be at least one day")
+    return _delete_replies(db, data_dir, Reply.received_on <= today - dt.timedelta(days=days))
+
+
+def _delete_replies(db: Database, data_dir: Path, condition: Any) -> tuple[str, ...]:
+    with db.session() as session:
+        ids = list(session.scalars(select(Reply.id).where(condition).order_by(Reply.id)))
+        for chunk in _chunks(ids):
+            session.execute(delete(Reply).where(Reply.id.in_(chunk)))
+        session.commit()
+    for reply_id in ids:  # rows first: a crash leaves a file with no row, never the reverse
+        shred(reply_path(data_dir, reply_id))
+    if ids:
+        fsync_directory(reply_path(data_dir, ids[0]).parent)
+    return tuple(ids)
 
 
 def _write_replies(data_dir: Path, returned: ReturnBundle, day: dt.date) -> list[Path]:
