@@ -11,7 +11,7 @@ RSS is its own:
    as the staff download does);
 2. desk import: ``portal-desk import --store DIR --secret-key K
    --passphrase-file P BUNDLE`` (the command's ``main``, with that argv);
-3. desk return: ``portal-desk return --store DIR -o FILE``;
+3. desk return: ``portal-desk return --store DIR --sign-key FILE -o FILE`` (signed);
 4. purge: ``portal.returnbundle.parse`` and ``portal.purge.apply``, what the
    staff upload calls.
 
@@ -104,7 +104,7 @@ elif stage == "open":
         with open(os.path.join(folder, name), "rb") as fh:
             envelope.open_bytes(fh.read(), [identity])
 elif stage == "purge":
-    returned = returnbundle.parse(Path(args[2]).read_bytes())
+    returned = returnbundle.parse(Path(args[2]).read_bytes(), [bytes.fromhex(args[3])])
     applied = purge.apply(db, data_dir, returned)
     extra["deleted"], extra["kept"] = len(applied.deleted), len(applied.kept)
 elif stage == "unlink":
@@ -180,6 +180,8 @@ def main() -> None:
         pass_file.write_text(PASSPHRASE + "\n")
         key_file = work / "team.key"
         recipient = keyfile.write_new(key_file, "benchmark key", PASSPHRASE)
+        sign_file = work / "signing.key"
+        signer = keyfile.write_new_signing(sign_file, "benchmark signing key", PASSPHRASE)
         manifest = {"version": 1, "recipients": [recipient.to_json()]}
         (work / "manifest.json").write_text(json.dumps(manifest))
         db = Database(url)
@@ -210,8 +212,13 @@ def main() -> None:
                 "import", "--store", str(store_dir), "--secret-key", str(key_file),
                 "--passphrase-file", str(pass_file), str(bundle),
             ),
-            "3 portal-desk return": run_child("return", "--store", str(store_dir), "-o", str(ret)),
-            "4 purge (parse + purge.apply)": run_child("purge", url, str(data_dir), str(ret)),
+            "3 portal-desk return": run_child(
+                "return", "--store", str(store_dir), "--sign-key", str(sign_file),
+                "--passphrase-file", str(pass_file), "-o", str(ret),
+            ),
+            "4 purge (parse + purge.apply)": run_child(
+                "purge", url, str(data_dir), str(ret), signer.public_key.hex()
+            ),
         }  # fmt: skip
         bases = {
             "tarfile of the same files": run_child("tar", str(copies), str(work / "plain.tar")),

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal import config as config_mod
-from portal import demo, migrate, staffauth, storage
+from portal import demo, migrate, staffauth, storage, terminalqr
 from portal.db import Database
 from portal.db import describe as describe_database
 from portal.keys import KeyManifestError, Manifest, load_manifest
@@ -21,7 +21,7 @@ USAGE = """\
 usage: portal keys [--manifest FILE]
        portal demo-key --dir DIR
        portal db upgrade
-       portal staff add NAME | remove NAME | reset-totp NAME
+       portal staff add NAME [--qr] | remove NAME | reset-totp NAME [--qr]
        portal replies expire
        portal serve source|staff [--host HOST] [--port PORT]
 
@@ -30,7 +30,8 @@ usage: portal keys [--manifest FILE]
                 (for trying the portal out; never for real reports)
   db upgrade    create or upgrade the database tables (run before serving)
   staff add     make a staff account; prints its one-time enrolment secret and
-                its TOTP secret, to give to that person in person
+                its TOTP secret, to give to that person in person, and the TOTP
+                secret as a QR code when printing to a terminal (or with --qr)
   staff remove  delete a staff account
   staff reset-totp
                 give an account a new TOTP secret and unlock it
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     staff = sub.add_parser("staff", add_help=False)
     staff.add_argument("action", choices=["add", "remove", "reset-totp"])
     staff.add_argument("name")
+    staff.add_argument("--qr", action="store_true")
     replies = sub.add_parser("replies", add_help=False)
     replies.add_argument("action", choices=["expire"])
     serve = sub.add_parser("serve", add_help=False)
@@ -93,6 +95,12 @@ def describe(manifest: Manifest, source: Path) -> str:
         flag = "  DEMO KEY, NOT FOR REAL REPORTS" if key.demo else ""
         lines.append(f"  [{key.status}] {key.label}{flag}")
         lines.append(f"      fingerprint {key.fingerprint}")
+    for signer in manifest.signing_keys:
+        flag = "  DEMO SIGNING KEY, NOT FOR REAL REPLIES" if signer.demo else ""
+        lines.append(f"  [signing] {signer.label}{flag}")
+        lines.append(f"      signing key fingerprint {signer.fingerprint}")
+    if not manifest.signing_keys:
+        lines.append("  no signing key: the staff interface refuses return bundles")
     return "\n".join(lines)
 
 
@@ -142,7 +150,19 @@ def describe_provisioning(made: staffauth.Provisioning) -> str:
     return "\n".join(lines)
 
 
-def cmd_staff(cfg: config_mod.Config, action: str, name: str) -> int:
+def describe_qr(made: staffauth.Provisioning) -> str:
+    """The provisioning URI as a terminal QR code, with the warning it needs."""
+    return "\n".join(
+        [
+            "The same TOTP secret as a QR code, for the authenticator app's camera only.",
+            "It is a secret: do not photograph it with anything else, share it, or leave it on",
+            "the screen; clear the terminal once the app has read it.",
+            *terminalqr.lines(made.uri),
+        ]
+    )
+
+
+def cmd_staff(cfg: config_mod.Config, action: str, name: str, qr: bool = False) -> int:
     db = Database(cfg.database_url)
     try:
         if action == "remove":
@@ -157,6 +177,8 @@ def cmd_staff(cfg: config_mod.Config, action: str, name: str) -> int:
             made = staffauth.reset_totp(db, secret, name)
             print(f"staff account {name} has a new TOTP secret and is unlocked")
         print(describe_provisioning(made))
+        if qr or sys.stdout.isatty():
+            print(describe_qr(made))
         return 0
     except SQLAlchemyError as err:
         return _fail(
@@ -227,7 +249,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "db":
         return cmd_db_upgrade(cfg)
     if args.command == "staff":
-        return cmd_staff(cfg, args.action, args.name)
+        return cmd_staff(cfg, args.action, args.name, args.qr)
     if args.command == "replies":
         return cmd_replies_expire(cfg)
     return cmd_serve(cfg, args.interface, args.host, args.port)

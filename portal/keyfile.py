@@ -1,4 +1,4 @@
-"""The desk's secret key file: an X25519 secret key encrypted at rest under a passphrase.
+"""The desk's secret key files: an X25519 or Ed25519 secret key encrypted under a passphrase.
 
 The file is UTF-8 JSON, mode 0600, written once and never overwritten::
 
@@ -8,12 +8,21 @@ The file is UTF-8 JSON, mode 0600, written once and never overwritten::
              "memory_cost_kib": 65536, "parallelism": 4},
      "cipher": "aes-256-gcm", "nonce": base64(12 bytes), "ciphertext": base64(48 bytes)}
 
+That is an **encryption** key (X25519, the recipients' kind). A **signing**
+key (Ed25519, ``keygen --signing``) has one more member after ``version``,
+``"kind": "signing"``; its ``public_key`` is the Ed25519 public key, its
+fingerprint is ``portal.signing``'s, and the ciphertext holds the 32-byte
+seed. ``"kind": "encryption"`` is accepted, and a file without ``kind`` is an
+encryption key, so files written before signing keys existed still load (and
+new encryption key files stay readable by older versions).
+
 The AES-256-GCM key is Argon2id (version 0x13, 32-byte output) of the
 passphrase's UTF-8 bytes, unnormalised. The associated data is
-``AD_PREFIX + public_key``, so the public key shown in the file cannot be
-swapped, and the decrypted secret must also produce that public key. A file
-is parsed and its KDF parameters bounded *before* Argon2 runs, so a crafted
-file cannot make the desk allocate gigabytes or spin for minutes.
+``AD_PREFIX + public_key`` (``SIGNING_AD_PREFIX`` for a signing key, so the
+kind cannot be changed unnoticed either), so the public key shown in the file
+cannot be swapped, and the decrypted secret must also produce that public key.
+A file is parsed and its KDF parameters bounded *before* Argon2 runs, so a
+crafted file cannot make the desk allocate gigabytes or spin for minutes.
 """
 
 from __future__ import annotations
@@ -31,16 +40,25 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl import bindings
 from nacl.public import PrivateKey
+from nacl.signing import SigningKey
 
-from portal import strictjson
+from portal import signing, strictjson
 from portal.desk.output import AtomicOutput
 from portal.envelope import KEY_SIZE, Random, fingerprint
-from portal.keys import KeyManifestError, RecipientKey, parse_entry
+from portal.keys import (
+    KeyManifestError,
+    RecipientKey,
+    SigningPublicKey,
+    parse_entry,
+    parse_signing_entry,
+)
 
 FILE_TYPE = "reprisals-portal secret key"
 FILE_VERSION = 1
 CIPHER = "aes-256-gcm"
 AD_PREFIX = b"reprisals-portal secret key v1\x00"
+SIGNING_AD_PREFIX = b"reprisals-portal signing key v1\x00"
+ENCRYPTION, SIGNING = "encryption", "signing"
 MIN_PASSPHRASE = 12
 MAX_FILE_BYTES = 1 << 16
 SALT_SIZE, NONCE_SIZE, TAG_SIZE = 16, 12, 16
@@ -51,6 +69,18 @@ FIELDS |= {"nonce", "ciphertext"}
 KDF_FIELDS = {"algorithm", "salt", *KDF_BOUNDS}
 LABEL_HINT = "Choose a label of 1 to 120 printable characters, such as the team and year."
 DAMAGED = "The key file is damaged or was altered: restore it from your backup copy."
+NOT_ENCRYPTION = (
+    "This is the desk's signing key: give it to `portal-desk return --sign-key`. Opening"
+    " envelopes takes an encryption key file, made by `portal-desk keygen` without --signing."
+)
+NOT_SIGNING = (
+    "--sign-key takes the signing key file made by `portal-desk keygen --signing` (see"
+    " keys/README.md), not the encryption key that opens envelopes."
+)
+RETYPE_HINT = (
+    "Type the passphrase again (check the keyboard layout and Caps Lock); "
+    "if it is right, restore the key file from your backup."
+)
 
 
 class KeyFileError(Exception):
@@ -93,18 +123,44 @@ class LockedKey:
 
     def unlock(self, passphrase: str) -> SecretKey:
         """Decrypt the secret key; a wrong passphrase raises :class:`KeyFileError`."""
-        aead = AESGCM(_derive(passphrase, self.salt, self.kdf))
-        try:
-            secret = aead.decrypt(self.nonce, self.ciphertext, _ad(self.recipient.public_key))
-        except InvalidTag:
-            raise KeyFileError(
-                "wrong passphrase, or the key file was altered",
-                "Type the passphrase again (check the keyboard layout and Caps Lock); "
-                "if it is right, restore the key file from your backup.",
-            ) from None
+        secret = _decrypt(self, passphrase, _ad(self.recipient.public_key))
         if bindings.crypto_scalarmult_base(secret) != self.recipient.public_key:
             raise KeyFileError("the secret key in the file does not match its public key")
         return SecretKey(secret, self.recipient)
+
+
+class DeskSigningKey(SigningKey):
+    """An unlocked signing key: a PyNaCl ``SigningKey`` that also knows its public entry."""
+
+    def __init__(self, seed: bytes, entry: SigningPublicKey) -> None:
+        super().__init__(seed)
+        self.entry = entry
+
+
+@dataclass(frozen=True)
+class LockedSigningKey:
+    """A parsed, bounds-checked signing key file whose seed is still encrypted."""
+
+    entry: SigningPublicKey
+    salt: bytes
+    kdf: dict[str, int]
+    nonce: bytes
+    ciphertext: bytes
+
+    def unlock(self, passphrase: str) -> DeskSigningKey:
+        """Decrypt the seed; a wrong passphrase raises :class:`KeyFileError`."""
+        seed = _decrypt(self, passphrase, SIGNING_AD_PREFIX + self.entry.public_key)
+        if signing.public_key_of(seed) != self.entry.public_key:
+            raise KeyFileError("the secret key in the file does not match its public key")
+        return DeskSigningKey(seed, self.entry)
+
+
+def _decrypt(locked: LockedKey | LockedSigningKey, passphrase: str, ad: bytes) -> bytes:
+    aead = AESGCM(_derive(passphrase, locked.salt, locked.kdf))
+    try:
+        return aead.decrypt(locked.nonce, locked.ciphertext, ad)
+    except InvalidTag:
+        raise KeyFileError("wrong passphrase, or the key file was altered", RETYPE_HINT) from None
 
 
 def check_passphrase(passphrase: str) -> None:
@@ -155,11 +211,57 @@ def generate(
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode(), recipient
 
 
+def generate_signing(
+    label: str, passphrase: str, rng: Random = os.urandom, today: dt.date | None = None
+) -> tuple[bytes, SigningPublicKey]:
+    """Make a signing key pair: the encrypted key file's bytes and the ``signing_keys`` entry.
+
+    Randomness is drawn from ``rng`` in the order seed, salt, nonce.
+    """
+    check_passphrase(passphrase)
+    seed = rng(signing.SEED_SIZE)
+    public_key = signing.public_key_of(seed)
+    entry = {
+        "label": label,
+        "public_key": _b64(public_key),
+        "fingerprint": signing.fingerprint(public_key),
+        "created": (today or dt.date.today()).isoformat(),
+    }
+    signer = _signing_entry(entry, "the new key", LABEL_HINT)
+    salt, nonce = rng(SALT_SIZE), rng(NONCE_SIZE)
+    aead = AESGCM(_derive(passphrase, salt, KDF_DEFAULTS))
+    doc = {
+        "type": FILE_TYPE,
+        "version": FILE_VERSION,
+        "kind": SIGNING,
+        **entry,
+        "kdf": {"algorithm": "argon2id", "salt": _b64(salt), **KDF_DEFAULTS},
+        "cipher": CIPHER,
+        "nonce": _b64(nonce),
+        "ciphertext": _b64(aead.encrypt(nonce, seed, SIGNING_AD_PREFIX + public_key)),
+    }
+    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode(), signer
+
+
 def write_new(
     path: str | os.PathLike[str], label: str, passphrase: str, rng: Random = os.urandom
 ) -> RecipientKey:
     """Generate a key pair and write its key file to ``path`` (0600, atomic, never overwriting)."""
     data, recipient = generate(label, passphrase, rng)
+    _write(path, data)
+    return recipient
+
+
+def write_new_signing(
+    path: str | os.PathLike[str], label: str, passphrase: str, rng: Random = os.urandom
+) -> SigningPublicKey:
+    """Generate a signing key pair and write its key file to ``path``, as :func:`write_new`."""
+    data, signer = generate_signing(label, passphrase, rng)
+    _write(path, data)
+    return signer
+
+
+def _write(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with AtomicOutput(path) as fh:
             fh.write(data)
@@ -169,18 +271,25 @@ def write_new(
     except OSError as err:
         hint = "Check that the directory exists and that you may write to it."
         raise KeyFileError(f"cannot write {os.fspath(path)}: {err.strerror}", hint) from None
-    return recipient
 
 
 def read(path: str | os.PathLike[str]) -> LockedKey:
-    """Read and validate the key file at ``path`` without decrypting it."""
+    """Read and validate the encryption key file at ``path`` without decrypting it."""
+    return parse(_read(path, "--secret-key"), f"the secret key file {os.fspath(path)}")
+
+
+def read_signing(path: str | os.PathLike[str]) -> LockedSigningKey:
+    """Read and validate the signing key file at ``path`` without decrypting it."""
+    return parse_signing(_read(path, "--sign-key"), f"the signing key file {os.fspath(path)}")
+
+
+def _read(path: str | os.PathLike[str], option: str) -> bytes:
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+            return fh.read(MAX_FILE_BYTES + 1)
     except OSError as err:
-        hint = "Check the file name given to --secret-key and its permissions."
+        hint = f"Check the file name given to {option} and its permissions."
         raise KeyFileError(f"cannot read {os.fspath(path)}: {err.strerror}", hint) from None
-    return parse(data, f"the secret key file {os.fspath(path)}")
 
 
 def load(path: str | os.PathLike[str], passphrase: str) -> SecretKey:
@@ -188,28 +297,52 @@ def load(path: str | os.PathLike[str], passphrase: str) -> SecretKey:
     return read(path).unlock(passphrase)
 
 
+def load_signing(path: str | os.PathLike[str], passphrase: str) -> DeskSigningKey:
+    """Read the signing key file at ``path`` and unlock it with ``passphrase``."""
+    return read_signing(path).unlock(passphrase)
+
+
 def parse(data: bytes, where: str = "the secret key file") -> LockedKey:
-    """Validate a key file's bytes: fields, encodings and bounded KDF parameters."""
-    doc = _document(data, where)
-    if set(doc) != FIELDS:
-        names = ", ".join(sorted(set(doc) ^ FIELDS))
+    """Validate an encryption key file's bytes: fields, encodings and bounded KDF parameters."""
+    doc, kind = _document(data, where)
+    if kind != ENCRYPTION:
+        raise KeyFileError(f"{where} is a signing key, not an encryption key", NOT_ENCRYPTION)
+    fields, salt, kdf, nonce, ciphertext = _sealed(doc, where)
+    return LockedKey(_entry(fields, where, DAMAGED), salt, kdf, nonce, ciphertext)
+
+
+def parse_signing(data: bytes, where: str = "the signing key file") -> LockedSigningKey:
+    """Validate a signing key file's bytes, as :func:`parse` does."""
+    doc, kind = _document(data, where)
+    if kind != SIGNING:
+        raise KeyFileError(f"{where} is an encryption key, not a signing key", NOT_SIGNING)
+    fields, salt, kdf, nonce, ciphertext = _sealed(doc, where)
+    return LockedSigningKey(_signing_entry(fields, where, DAMAGED), salt, kdf, nonce, ciphertext)
+
+
+def _sealed(
+    doc: dict[str, Any], where: str
+) -> tuple[dict[str, Any], bytes, dict[str, int], bytes, bytes]:
+    """The public fields, salt, bounded KDF parameters, nonce and ciphertext of a key file."""
+    expected = FIELDS | ({"kind"} if "kind" in doc else set())
+    if set(doc) != expected:
+        names = ", ".join(sorted(set(doc) ^ expected))
         raise KeyFileError(f"{where} has unknown or missing fields: {names}")
     if doc["cipher"] != CIPHER:
         raise KeyFileError(f"{where}: cipher {_show(doc['cipher'])} is not supported")
     kdf = doc["kdf"]
     if not isinstance(kdf, dict) or set(kdf) != KDF_FIELDS or kdf["algorithm"] != "argon2id":
         raise KeyFileError(f'{where}: "kdf" must be argon2id with exactly {sorted(KDF_FIELDS)}')
-    fields = {k: doc[k] for k in ("label", "public_key", "fingerprint", "created")}
-    return LockedKey(
-        recipient=_entry(fields, where, DAMAGED),
-        salt=_unb64(kdf["salt"], SALT_SIZE, "kdf salt", where),
-        kdf={name: _bounded(kdf[name], name, where) for name in KDF_BOUNDS},
-        nonce=_unb64(doc["nonce"], NONCE_SIZE, "nonce", where),
-        ciphertext=_unb64(doc["ciphertext"], KEY_SIZE + TAG_SIZE, "ciphertext", where),
+    return (
+        {k: doc[k] for k in ("label", "public_key", "fingerprint", "created")},
+        _unb64(kdf["salt"], SALT_SIZE, "kdf salt", where),
+        {name: _bounded(kdf[name], name, where) for name in KDF_BOUNDS},
+        _unb64(doc["nonce"], NONCE_SIZE, "nonce", where),
+        _unb64(doc["ciphertext"], KEY_SIZE + TAG_SIZE, "ciphertext", where),
     )
 
 
-def _document(data: bytes, where: str) -> dict[str, Any]:
+def _document(data: bytes, where: str) -> tuple[dict[str, Any], str]:
     if len(data) > MAX_FILE_BYTES:
         raise KeyFileError(f"{where} is larger than 64 KiB, so it is not a secret key file")
     try:
@@ -225,12 +358,23 @@ def _document(data: bytes, where: str) -> dict[str, Any]:
     if type(version) is not int or version != FILE_VERSION:
         hint = "Use the portal-desk version that wrote this key file, or a newer one."
         raise KeyFileError(f"{where}: key file version {_show(version)} is not supported", hint)
-    return doc
+    kind = doc.get("kind", ENCRYPTION)
+    if kind not in (ENCRYPTION, SIGNING):
+        hint = "Use the portal-desk version that wrote this key file, or a newer one."
+        raise KeyFileError(f"{where}: key kind {_show(kind)} is not supported", hint)
+    return doc, kind
 
 
 def _entry(fields: dict[str, Any], where: str, hint: str) -> RecipientKey:
     try:
         return parse_entry({**fields, "status": "active"}, where)
+    except KeyManifestError as err:
+        raise KeyFileError(str(err), hint) from None
+
+
+def _signing_entry(fields: dict[str, Any], where: str, hint: str) -> SigningPublicKey:
+    try:
+        return parse_signing_entry(fields, where)
     except KeyManifestError as err:
         raise KeyFileError(str(err), hint) from None
 

@@ -178,7 +178,13 @@ def apply(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
             for chunk in _chunks(ids):
                 session.execute(delete(Submission).where(Submission.id.in_(chunk)))
             session.add_all(
-                Reply(id=r.id, thread_id=r.thread_id, received_on=day, size=len(r.envelope))
+                Reply(
+                    id=r.id,
+                    thread_id=r.thread_id,
+                    received_on=day,
+                    size=len(r.envelope),
+                    signature=r.signature,
+                )
                 for r in returned.replies
             )
             session.commit()

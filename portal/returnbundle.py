@@ -2,15 +2,22 @@
 
 ``docs/BUNDLES.md`` §8 specifies the bytes: a ustar archive with the same
 fixed header fields as the export bundle (§2), holding ``return.json``, then
+``return.sig`` (the desk's Ed25519 signature of ``return.json``, §8.6), then
 one member ``replies/<id>.env`` per sealed reply the manifest lists (in its
-order), then the end-of-archive blocks. It holds ids, digests and sealed
-replies, never plaintext. Standard library and ``portal.bundle`` only: the
+order), then the end-of-archive blocks. Each reply entry also carries its own
+signature, which the server stores and the submitter's reader checks. It
+holds ids, digests, signatures and sealed replies, never plaintext. Standard
+library, PyNaCl (through ``portal.signing``) and ``portal.bundle`` only: the
 desk writes it without any web module, and the server reads it from memory
-(about 110 bytes per acknowledgement, about 65 KiB per reply).
+(about 110 bytes per acknowledgement, about 65 KiB per reply). The signature
+is checked before ``return.json`` is even parsed.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -20,14 +27,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from nacl.signing import SigningKey
+
+from portal import signing
 from portal.bundle import (
     BLOCK,
     DIGEST_PATTERN,
     ID_PATTERN,
+    KEY_ID_PATTERN,
     MAGIC,
     REGULAR,
     TAR_VERSION,
     TYPE_NAMES,
+    BundleError,
     MalformedBundle,
     NotABundle,
     TruncatedBundle,
@@ -47,7 +59,21 @@ MAX_REPLIES = 10_000
 REPLY_DIR = "replies"
 TOP_FIELDS = {"type", "version", "made_on", "acknowledgements", "replies"}
 ACK_FIELDS = {"id", "sha256"}
-REPLY_FIELDS = {"id", "thread_id", "sha256", "size"}
+REPLY_FIELDS = {"id", "thread_id", "sha256", "size", "signature"}
+SIGNATURE_NAME = "return.sig"
+SIGNATURE_TYPE = "reprisals-portal return signature"
+SIGNATURE_FIELDS = {"type", "version", "key_id", "signature"}
+MAX_SIGNATURE_MEMBER = 512  # the document is about 200 bytes
+
+
+class BadSignature(BundleError):
+    """The bundle is unsigned, signed with an unknown key, or its signature does not verify."""
+
+    hint = (
+        "Only a return bundle signed on the desk with the team's signing key is accepted: write"
+        " it again there with `portal-desk return --sign-key`, and check that the key manifest's"
+        " signing_keys list that key. Do not trust this copy."
+    )
 
 
 @dataclass(frozen=True, order=True)
@@ -60,11 +86,16 @@ class Acknowledgement:
 
 @dataclass(frozen=True, order=True)
 class Reply:
-    """A reply sealed on the desk for thread ``thread_id``: the envelope's bytes as written."""
+    """A reply sealed on the desk for thread ``thread_id``: the envelope's bytes as written.
+
+    ``signature`` is the desk's Ed25519 signature of ``signing.reply_message``:
+    filled in by :func:`write_return` and by :func:`parse` (after checking it).
+    """
 
     id: str
     thread_id: str
     envelope: bytes
+    signature: bytes = b""
 
     @property
     def sha256(self) -> bytes:
@@ -76,6 +107,7 @@ class ReturnBundle:
     made_on: dt.date
     acknowledgements: tuple[Acknowledgement, ...]
     replies: tuple[Reply, ...] = ()
+    signer: bytes = b""  # the public key whose signature verified (empty from parse_manifest)
 
 
 def reply_member(reply_id: str) -> str:
@@ -98,9 +130,22 @@ def manifest_bytes(
                 "thread_id": r.thread_id,
                 "sha256": r.sha256.hex(),
                 "size": len(r.envelope),
+                "signature": _b64(r.signature),
             }
             for r in sorted(replies)
         ],
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text.encode("ascii") + b"\n"
+
+
+def signature_bytes(key_id: bytes, signature: bytes) -> bytes:
+    """``return.sig``, serialised as ``return.json`` is."""
+    document = {
+        "type": SIGNATURE_TYPE,
+        "version": RETURN_VERSION,
+        "key_id": key_id.hex(),
+        "signature": _b64(signature),
     }
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return text.encode("ascii") + b"\n"
@@ -111,15 +156,31 @@ def write_return(
     out: BinaryIO,
     made_on: dt.date,
     replies: Sequence[Reply] = (),
+    *,
+    signer: SigningKey,
 ) -> None:
-    """Write the return bundle acknowledging ``acks`` and carrying ``replies`` to ``out``."""
-    data = _archive(manifest_bytes(made_on, acks, replies), sorted(replies))
-    parse(data)  # never write what a reader would refuse
+    """Write the return bundle acknowledging ``acks`` and carrying ``replies`` to ``out``.
+
+    Each reply and then ``return.json`` are signed with ``signer``.
+    """
+    signed = sorted(
+        dataclasses.replace(r, signature=signing.sign(signer, _reply_message(r))) for r in replies
+    )
+    manifest = manifest_bytes(made_on, acks, signed)
+    public_key = bytes(signer.verify_key)
+    seal = signing.sign(signer, signing.return_message(manifest))
+    data = _archive(manifest, signature_bytes(signing.key_id(public_key), seal), signed)
+    parse(data, [public_key])  # never write what a reader would refuse
     out.write(data)
 
 
-def _archive(manifest: bytes, replies: Sequence[Reply] = ()) -> bytes:
+def _reply_message(reply: Reply) -> bytes:
+    return signing.reply_message(reply.thread_id, reply.envelope)
+
+
+def _archive(manifest: bytes, sig: bytes, replies: Sequence[Reply] = ()) -> bytes:
     parts = [tar_header(RETURN_NAME, len(manifest)), manifest, bytes(-len(manifest) % BLOCK)]
+    parts += [tar_header(SIGNATURE_NAME, len(sig)), sig, bytes(-len(sig) % BLOCK)]
     for reply in replies:
         size = len(reply.envelope)
         parts += [tar_header(reply_member(reply.id), size), reply.envelope, bytes(-size % BLOCK)]
@@ -127,13 +188,15 @@ def _archive(manifest: bytes, replies: Sequence[Reply] = ()) -> bytes:
     return b"".join(parts)
 
 
-def parse(data: bytes) -> ReturnBundle:
+def parse(data: bytes, signing_keys: Sequence[bytes]) -> ReturnBundle:
     """Check a whole return bundle held in memory; raises a typed ``BundleError``.
 
     The archive must be the ustar regular file ``return.json`` with the fixed
-    header fields of BUNDLES.md §2, then exactly the ``replies/<id>.env``
-    members its manifest lists, in that order, each with the listed size and
-    SHA-256, then two zero blocks and only zero bytes after them.
+    header fields of BUNDLES.md §2, then ``return.sig`` holding a signature of
+    it by one of ``signing_keys`` (checked before ``return.json`` is parsed),
+    then exactly the ``replies/<id>.env`` members its manifest lists, in that
+    order, each with the listed size and SHA-256 and a signature by the same
+    key, then two zero blocks and only zero bytes after them.
     """
     if not data:
         raise NotABundle("the file is empty")
@@ -170,11 +233,16 @@ def parse(data: bytes) -> ReturnBundle:
         raise TruncatedBundle("the return bundle is cut short")
     if any(data[BLOCK + size : end]):
         raise MalformedBundle(f"{RETURN_NAME} is followed by data inside its padding")
-    day, acks, listed = _manifest(data[BLOCK : BLOCK + size])
+    manifest = data[BLOCK : BLOCK + size]
+    signer, end = _check_signature(data, end, manifest, signing_keys)
+    day, acks, listed = _manifest(manifest)
     replies = []
     for entry in listed:
         envelope, end = _reply_envelope(data, end, entry)
-        replies.append(Reply(entry.id, entry.thread_id, envelope))
+        reply = Reply(entry.id, entry.thread_id, envelope, entry.signature)
+        if not signing.verify(signer, _reply_message(reply), reply.signature):
+            raise BadSignature(f"the signature of reply {entry.id} does not verify")
+        replies.append(reply)
     if len(data) < end + 2 * BLOCK:
         raise TruncatedBundle("the return bundle is cut short")
     if data[end : end + BLOCK] != bytes(BLOCK):
@@ -184,7 +252,50 @@ def parse(data: bytes) -> ReturnBundle:
         )
     if any(data[end + BLOCK :]):
         raise MalformedBundle("there are data after the end of the archive")
-    return ReturnBundle(day, acks, tuple(replies))
+    return ReturnBundle(day, acks, tuple(replies), signer)
+
+
+def _check_signature(
+    data: bytes, at: int, manifest: bytes, keys: Sequence[bytes]
+) -> tuple[bytes, int]:
+    """The key that signed ``manifest`` in the ``return.sig`` member at ``at``; where it ends."""
+    if not keys:
+        raise BadSignature("no signing key is configured to check the bundle with")
+    if len(data) < at + BLOCK:
+        raise TruncatedBundle("the return bundle is cut short")
+    head = data[at : at + BLOCK]
+    if head[:100].rstrip(b"\x00") != SIGNATURE_NAME.encode():
+        raise BadSignature(
+            f"the bundle is not signed: {SIGNATURE_NAME} must follow {RETURN_NAME} (an unsigned"
+            " bundle, written by an older portal-desk, or altered)"
+        )
+    digits = head[124:136].rstrip(b" \x00")
+    size = int(digits, 8) if digits and set(digits) <= set(b"01234567") else 0
+    if not 0 < size <= MAX_SIGNATURE_MEMBER or head != tar_header(SIGNATURE_NAME, size):
+        raise MalformedBundle(f"the header of {SIGNATURE_NAME} is damaged or of the wrong size")
+    start = at + BLOCK
+    end = start + size + -size % BLOCK
+    if len(data) < end:
+        raise TruncatedBundle("the return bundle is cut short")
+    if any(data[start + size : end]):
+        raise MalformedBundle(f"{SIGNATURE_NAME} is followed by data inside its padding")
+    kid, signature = _signature_document(data[start : start + size])
+    signer = next((k for k in keys if hmac.compare_digest(signing.key_id(k), kid)), None)
+    if signer is None:
+        raise BadSignature(
+            f"the bundle is signed with a key this server does not know (key id {kid.hex()})"
+        )
+    if not signing.verify(signer, signing.return_message(manifest), signature):
+        raise BadSignature(f"the signature of {RETURN_NAME} does not verify")
+    return signer, end
+
+
+def _signature_document(data: bytes) -> tuple[bytes, bytes]:
+    doc = load_document(
+        data, SIGNATURE_NAME, "return", SIGNATURE_TYPE, RETURN_VERSION, SIGNATURE_FIELDS
+    )
+    kid = bytes.fromhex(_match(doc["key_id"], KEY_ID_PATTERN, f"{SIGNATURE_NAME}: key_id"))
+    return kid, _signature(doc["signature"], SIGNATURE_NAME)
 
 
 @dataclass(frozen=True)
@@ -193,6 +304,7 @@ class _Listed:
     thread_id: str
     sha256: bytes
     size: int
+    signature: bytes
 
 
 def _reply_envelope(data: bytes, at: int, entry: _Listed) -> tuple[bytes, int]:
@@ -258,6 +370,7 @@ def _listed(raw: object, n: int) -> _Listed:
         _match(raw["thread_id"], ID_PATTERN, f"{where}: thread_id"),
         bytes.fromhex(_match(raw["sha256"], DIGEST_PATTERN, f"{where}: sha256")),
         size,
+        _signature(raw["signature"], where),
     )
 
 
@@ -276,3 +389,18 @@ def _match(value: object, pattern: re.Pattern[str], where: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise MalformedBundle(f"{where} is not in the expected form")
     return value
+
+
+def _signature(value: object, where: str) -> bytes:
+    """A 64-byte signature in canonical base64."""
+    try:
+        raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != signing.SIGNATURE_SIZE or _b64(raw) != value:
+        raise MalformedBundle(f"{where}: signature is not 64 bytes in canonical base64")
+    return raw
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from portal import keyfile
-from portal.keys import RecipientKey
+from portal.keys import RecipientKey, SigningPublicKey
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,36 @@ def desk_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[DeskKey, ...]:
             DeskKey(label, passphrase, secret_file, passphrase_file, public_file, recipient)
         )
     return tuple(made)
+
+
+@dataclass(frozen=True)
+class SignerKey:
+    """The desk's signing key for the tests: its key file, passphrase and manifest entry."""
+
+    label: str
+    passphrase: str
+    secret_file: Path
+    passphrase_file: Path
+    public_file: Path
+    entry: SigningPublicKey
+
+    def return_args(self) -> list[str]:
+        """The options of ``portal-desk return`` that sign with this key."""
+        return ["--sign-key", str(self.secret_file), "--passphrase-file", str(self.passphrase_file)]
+
+
+@pytest.fixture(scope="session")
+def desk_signer(tmp_path_factory: pytest.TempPathFactory) -> SignerKey:
+    """The desk's signing key ("Desk signing"), listed in the team manifest's signing_keys."""
+    folder = tmp_path_factory.mktemp("desk-signer")
+    label, passphrase = "Desk signing", "test passphrase for the desk's signing key"
+    secret_file = folder / "signing.key"
+    entry = keyfile.write_new_signing(secret_file, label, passphrase)
+    passphrase_file = folder / "signing.passphrase"
+    passphrase_file.write_text(passphrase + "\n", encoding="utf-8")
+    public_file = folder / "signing.pub"
+    public_file.write_text(json.dumps(entry.to_json(), indent=2), encoding="utf-8")
+    return SignerKey(label, passphrase, secret_file, passphrase_file, public_file, entry)
 
 
 @pytest.fixture(scope="session")

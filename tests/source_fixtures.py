@@ -55,11 +55,14 @@ class Team:
 
 
 @pytest.fixture(scope="session")
-def team_keys(desk_keys: Any, tmp_path_factory: pytest.TempPathFactory) -> Team:
+def team_keys(desk_keys: Any, desk_signer: Any, tmp_path_factory: pytest.TempPathFactory) -> Team:
     folder = tmp_path_factory.mktemp("team")
     active = desk_keys[:2]
     entries = [k.recipient.to_json() for k in active]
-    (folder / "manifest.json").write_text(json.dumps({"version": 1, "recipients": entries}))
+    # The desk's signing key too: the staff interface checks return bundles with it, and the
+    # replies page checks each reply with it.
+    manifest = {"version": 1, "recipients": entries, "signing_keys": [desk_signer.entry.to_json()]}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     identities = tuple(keyfile.load(k.secret_file, k.passphrase).private_key for k in active)
     publics = tuple(k.recipient.public_key for k in active)
     return Team(folder / "manifest.json", publics, identities, desk_keys[2].recipient.public_key)

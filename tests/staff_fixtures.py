@@ -66,7 +66,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def staff_config(data_dir: Path, url: str, **changes: Any) -> Config:
     config = Config(
-        keys_manifest=data_dir / "no-manifest.json",  # the staff interface seals nothing
+        # The staff interface seals nothing; it reads only the manifest's signing keys, so
+        # without a manifest it refuses every return bundle (make_staff_app gives it one).
+        keys_manifest=data_dir / "no-manifest.json",
         data_dir=data_dir,
         database_url=url,
         secret_key=SECRET.encode(),
@@ -75,12 +77,14 @@ def staff_config(data_dir: Path, url: str, **changes: Any) -> Config:
 
 
 @pytest.fixture
-def make_staff_app(data_dir: Path, clock: Clock) -> Iterator[Callable[..., Flask]]:
-    """``make_staff_app(url, **config_changes)``: the staff app on the test's data directory."""
+def make_staff_app(data_dir: Path, clock: Clock, team_keys: Any) -> Iterator[Callable[..., Flask]]:
+    """``make_staff_app(url, **config_changes)``: the staff app on the test's data directory,
+    reading the desk's signing key from the team manifest."""
     made: list[Flask] = []
 
     def make(url: str, **changes: Any) -> Flask:
         # Not in testing mode: errors are handled as in production, and CSRF is on.
+        changes.setdefault("keys_manifest", team_keys.manifest)
         app = create_app(staff_config(data_dir, url, **changes))
         made.append(app)
         return app

@@ -109,6 +109,7 @@ def test_demo_secret_key_opens_what_is_sealed_to_the_demo_manifest(demo_dir):
 def test_demo_key_never_takes_over_a_real_manifest(capsys, tmp_path, demo_dir):
     real = json.loads((demo_dir / "manifest.json").read_text())
     del real["recipients"][0]["demo"]
+    del real["signing_keys"][0]["demo"]
     (tmp_path / "manifest.json").write_text(json.dumps(real))
     code, _, err = run(capsys, "demo-key", "--dir", str(tmp_path))
     assert code == 1

@@ -18,6 +18,7 @@ import logging
 import re
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -28,11 +29,14 @@ from sqlalchemy import create_engine, func, select, text
 from test_staff_export import apps, download, signed_in
 from test_staff_return import alert, upload
 
-from portal import bundle, envelope, keyfile, receipt, returnbundle, storage
+from portal import bundle, envelope, keyfile, receipt, returnbundle, signing, storage
 from portal.desk.casestore import STORE_FILE
 from portal.desk.cli import main
 from portal.envelope import SealPath
 from portal.models import Reply, Submission, Thread
+
+if TYPE_CHECKING:
+    from conftest import SignerKey
 
 __all__ = ["apps"]  # a fixture used here
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -83,9 +87,9 @@ def reply(store: Path, case: str, desk_keys, message: str = MESSAGE) -> int:
                  "--to", str(desk_keys[0].public_file), case])  # fmt: skip
 
 
-def write_return(store: Path, tmp_path: Path, name: str = "return.tar") -> bytes:
+def write_return(store: Path, tmp_path: Path, signer: SignerKey, name: str = "return.tar") -> bytes:
     out = tmp_path / name
-    assert main(["return", "--store", str(store), "-o", str(out)]) == 0
+    assert main(["return", "--store", str(store), *signer.return_args(), "-o", str(out)]) == 0
     return out.read_bytes()
 
 
@@ -162,23 +166,32 @@ def test_a_reply_from_a_message_file(answered, desk_keys, tmp_path):
     assert texts == sorted([MESSAGE, "Ответ из файла"])
 
 
-def test_the_return_bundle_carries_pending_replies_once(answered, tmp_path):
+def test_the_return_bundle_carries_pending_replies_once(answered, tmp_path, desk_signer):
     _, _, _, store, case, _ = answered
     ((reply_id, _, sealed, _),) = pending(store)
-    data = write_return(store, tmp_path)
-    parsed = returnbundle.parse(data)
+    data = write_return(store, tmp_path, desk_signer)
+    public = desk_signer.entry.public_key
+    parsed = returnbundle.parse(data, [public])
     assert len(parsed.acknowledgements) == 1
-    assert parsed.replies == (returnbundle.Reply(reply_id, case, sealed),)
+    ((got),) = parsed.replies
+    assert (got.id, got.thread_id, got.envelope) == (reply_id, case, sealed)
+    # Each reply is signed: purpose, thread id, SHA-256 of the envelope (BUNDLES.md §8.6).
+    message = b"reprisals-portal/v1 reply\n" + case.encode() + hashlib.sha256(sealed).digest()
+    assert signing.verify(public, message, got.signature)
     document = json.loads(data[512 : data.index(b"\n", 512)])
+    signature = base64.b64encode(got.signature).decode()
     assert document["replies"] == [{"id": reply_id, "thread_id": case, "size": len(sealed),
-                                    "sha256": hashlib.sha256(sealed).hexdigest()}]  # fmt: skip
-    # Fixed headers, like the export: return.json, then replies/<id>.env.
+                                    "sha256": hashlib.sha256(sealed).hexdigest(),
+                                    "signature": signature}]  # fmt: skip
+    # Fixed headers, like the export: return.json, return.sig, then replies/<id>.env.
     manifest = returnbundle.manifest_bytes(TODAY, parsed.acknowledgements, parsed.replies)
     at = 512 + len(manifest) + -len(manifest) % 512
+    assert data[at : at + 9] == b"return.si"
+    at += 1024
     assert data[at : at + 512] == bundle.tar_header(f"replies/{reply_id}.env", len(sealed))
     assert data[at + 512 : at + 512 + len(sealed)] == sealed
     assert [row[3] for row in pending(store)] == [TODAY.isoformat()]
-    again = returnbundle.parse(write_return(store, tmp_path, "again.tar"))
+    again = returnbundle.parse(write_return(store, tmp_path, desk_signer, "again.tar"), [public])
     assert again.replies == () and again.acknowledgements == ()
 
 
@@ -186,9 +199,9 @@ def _flip(data: bytes, at: int) -> bytes:
     return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
 
 
-def test_a_tampered_or_cut_reply_member_refuses_the_whole_bundle(answered, tmp_path):
+def test_a_tampered_or_cut_reply_member_refuses_the_whole_bundle(answered, tmp_path, desk_signer):
     source, staff, client, store, _, shown = answered
-    data = write_return(store, tmp_path)
+    data = write_return(store, tmp_path, desk_signer)
     ((_, _, sealed, _),) = pending(store)
     at = data.index(sealed)
     for bad, why in (
@@ -197,7 +210,7 @@ def test_a_tampered_or_cut_reply_member_refuses_the_whole_bundle(answered, tmp_p
         (data[: at - 512] + data[at + len(sealed) + -len(sealed) % 512 :], "missing"),
     ):
         with pytest.raises(bundle.BundleError, match=why):
-            returnbundle.parse(bad)
+            returnbundle.parse(bad, [desk_signer.entry.public_key])
         before = (reply_rows(staff), sorted((storage.prepare(_data_dir(staff))).iterdir()))
         response = upload(client, bad)
         assert response.status_code == 400
@@ -214,10 +227,10 @@ def _data_dir(app: Flask) -> Path:
 # The server --------------------------------------------------------------------------
 
 
-def test_the_server_stores_replies_and_purges_nothing_else(answered, tmp_path):
+def test_the_server_stores_replies_and_purges_nothing_else(answered, tmp_path, desk_signer):
     source, staff, client, store, case, _ = answered
     other = submit(source.test_client(), country="Utopia")  # a report the desk has not seen
-    data = write_return(store, tmp_path)
+    data = write_return(store, tmp_path, desk_signer)
     response = upload(client, data)
     assert response.status_code == 200, response.get_data(as_text=True)
     page = " ".join(response.get_data(as_text=True).split())
@@ -227,6 +240,9 @@ def test_the_server_stores_replies_and_purges_nothing_else(answered, tmp_path):
     ((reply_id, _, sealed, _),) = pending(store)
     assert (row.id, row.thread_id, row.received_on, row.size, row.read_on) == (
         reply_id, case, TODAY, len(sealed), None)  # fmt: skip
+    # The desk's signature is stored with it, for the submitter's reader to check.
+    message = b"reprisals-portal/v1 reply\n" + case.encode() + hashlib.sha256(sealed).digest()
+    assert row.signature and signing.verify(desk_signer.entry.public_key, message, row.signature)
     path = storage.reply_path(_data_dir(staff), reply_id)
     assert path.read_bytes() == sealed and oct(path.stat().st_mode & 0o777) == oct(0o600)
     with staff.extensions["portal.staff"].db.session() as session:
@@ -238,13 +254,15 @@ def test_the_server_stores_replies_and_purges_nothing_else(answered, tmp_path):
     assert read_replies(source.test_client(), other).status_code == 404
 
 
-def _bundle_with(replies: list[returnbundle.Reply]) -> bytes:
+def _bundle_with(replies: list[returnbundle.Reply], signer: SignerKey) -> bytes:
     out = io.BytesIO()
-    returnbundle.write_return([], out, TODAY, replies)
+    unlocked = keyfile.load_signing(signer.secret_file, signer.passphrase)
+    returnbundle.write_return([], out, TODAY, replies, signer=unlocked)
     return out.getvalue()
 
 
-def test_unknown_threads_and_wrongly_sealed_replies_refuse_the_bundle(answered, team_keys):
+def test_unknown_threads_and_wrongly_sealed_replies_refuse_the_bundle(answered, team_keys,
+                                                                      desk_signer):  # fmt: skip
     _, staff, client, _, case, shown = answered
     good = envelope.seal(b"{}", [receipt.reply_public_key(shown)], SealPath.DESK)
     foreign = envelope.seal(b"{}", list(team_keys.public_keys), SealPath.DESK)
@@ -261,7 +279,7 @@ def test_unknown_threads_and_wrongly_sealed_replies_refuse_the_bundle(answered, 
         ),
     ]
     for replies, why in cases:
-        response = upload(client, _bundle_with(replies))
+        response = upload(client, _bundle_with(replies, desk_signer))
         assert response.status_code == 409, response.get_data(as_text=True)
         assert why in " ".join(response.get_data(as_text=True).split())
         assert reply_rows(staff) == []
@@ -274,9 +292,9 @@ def test_unknown_threads_and_wrongly_sealed_replies_refuse_the_bundle(answered, 
 
 
 @pytest.fixture()
-def delivered(answered, tmp_path):
+def delivered(answered, tmp_path, desk_signer):
     source, staff, client, store, _, shown = answered
-    response = upload(client, write_return(store, tmp_path))
+    response = upload(client, write_return(store, tmp_path, desk_signer))
     assert response.status_code == 200, response.get_data(as_text=True)
     return source, staff, shown
 
@@ -337,7 +355,9 @@ def test_reading_replies_needs_the_csrf_token(delivered):
     assert [r.read_on for r in reply_rows(staff)] == [None]
 
 
-def test_reading_replies_logs_nothing(apps, clock, desk_keys, tmp_path, caplog, capsys):
+def test_reading_replies_logs_nothing(
+    apps, clock, desk_keys, tmp_path, caplog, capsys, desk_signer
+):
     caplog.set_level(logging.DEBUG)
     marker = f"MARKER-{uuid.uuid4().hex}"
     source, staff = apps
@@ -346,7 +366,7 @@ def test_reading_replies_logs_nothing(apps, clock, desk_keys, tmp_path, caplog, 
     store = desk_import(client, tmp_path, desk_keys)
     (case,) = case_ids(store)
     assert reply(store, case, desk_keys, marker) == 0
-    assert upload(client, write_return(store, tmp_path)).status_code == 200
+    assert upload(client, write_return(store, tmp_path, desk_signer)).status_code == 200
     reader = source.test_client()
     response = read_replies(reader, shown)
     assert marker in response.get_data(as_text=True)
@@ -378,6 +398,9 @@ def test_the_browser_path_gets_sealed_replies_for_the_lookup_token_only(delivere
     (item,) = response.get_json()["replies"]
     assert item["received_on"] == TODAY.isoformat()
     sealed = base64.b64decode(item["envelope"])
+    (row,) = reply_rows(staff)
+    assert item["thread_id"] == row.thread_id
+    assert base64.b64decode(item["signature"]) == row.signature
     document = json.loads(envelope.open_bytes(sealed, [PrivateKey(receipt.reply_secret(shown))]))
     assert document["text"] == MESSAGE
     assert [r.read_on for r in reply_rows(staff)] == [TODAY]
@@ -392,3 +415,67 @@ def test_the_browser_path_gets_sealed_replies_for_the_lookup_token_only(delivere
     assert forged.status_code == 400 and "error" in forged.get_json()
     no_csrf = client.post("/replies/sealed", headers={"X-Lookup-Token": token})
     assert no_csrf.status_code == 400
+
+
+# Forged replies: planted by someone who controls the server or a staff login -------------
+
+
+def _plant(staff: Flask, shown: str, text: str) -> Reply:
+    """Replace the stored reply's envelope by one sealed to the submitter by someone else."""
+    (row,) = reply_rows(staff)
+    document = {"type": "reprisal-reply", "version": 1, "thread_id": row.thread_id, "text": text}
+    forged = envelope.seal(json.dumps(document).encode(), [receipt.reply_public_key(shown)],
+                           SealPath.DESK)  # fmt: skip
+    storage.reply_path(_data_dir(staff), row.id).write_bytes(forged)
+    return row
+
+
+UNVERIFIED = "A reply could not be verified as coming from the team, so it is not shown"
+
+
+@pytest.mark.parametrize("how", ["planted envelope", "other signature", "no signature"])
+def test_a_reply_whose_signature_fails_is_not_shown(delivered, how):
+    source, staff, shown = delivered
+    forged = "Come to the embassy tomorrow with your documents."
+    if how == "planted envelope":
+        _plant(staff, shown, forged)
+    else:
+        with staff.extensions["portal.staff"].db.session() as session:
+            row = session.scalars(select(Reply)).one()
+            row.signature = None if how == "no signature" else bytes(64)
+            session.commit()
+    response = read_replies(source.test_client(), shown)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert UNVERIFIED in " ".join(page.split())
+    assert REPLIES.findall(page) == [] and forged not in page and "We received" not in page
+    # Not counted as read: the submitter never saw it.
+    assert [r.read_on for r in reply_rows(staff)] == [None]
+    # The browser path sends it with its signature; only the browser decides, and an honest
+    # server does not count it as read either.
+    token = receipt.lookup_token(shown).hex()
+    (item,) = _sealed(source.test_client(), token).get_json()["replies"]
+    assert (item["signature"] is None) == (how == "no signature")
+    assert [r.read_on for r in reply_rows(staff)] == [None]
+
+
+def test_without_a_signing_key_on_the_source_side_no_reply_is_shown(delivered, make_app,
+                                                                    database_url, tmp_path,
+                                                                    team_keys):  # fmt: skip
+    shown = delivered[2]
+    doc = json.loads(team_keys.manifest.read_text())
+    del doc["signing_keys"]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(doc))
+    source = make_app(database_url, keys_manifest=path)
+    client = source.test_client()
+    assert 'data-signing-keys=""' in client.get("/replies").get_data(as_text=True)
+    page = read_replies(client, shown).get_data(as_text=True)
+    assert UNVERIFIED in " ".join(page.split()) and REPLIES.findall(page) == []
+
+
+def test_the_replies_page_embeds_the_signing_keys(delivered, desk_signer):
+    source, _, _ = delivered
+    page = source.test_client().get("/replies").get_data(as_text=True)
+    key = base64.b64encode(desk_signer.entry.public_key).decode()
+    assert f'data-signing-keys="{key}"' in page

@@ -12,17 +12,23 @@ import datetime as dt
 import hashlib
 import html
 import io
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from nacl.signing import SigningKey
 from sqlalchemy import select
 from staff_fixtures import form_token
 from test_bundle import BROWSER_FIELDS, import_args, submit_browser, submit_plain
 from test_staff_export import apps, download, figure, signed_in
 
-from portal import returnbundle, storage
+if TYPE_CHECKING:
+    from conftest import SignerKey
+
+from portal import keyfile, returnbundle, storage
 from portal.desk.cli import main
 from portal.models import Submission, Thread
 from portal.staff import dashboard
@@ -64,15 +70,30 @@ def every_file(data_dir: Path) -> list[bytes]:
     return [p.read_bytes() for p in data_dir.rglob("*") if p.is_file()]
 
 
-def desk_round(client: FlaskClient, tmp_path: Path, desk_keys, name: str = "r") -> bytes:
-    """Download the export, import it on the desk, write the return bundle; its bytes."""
+def desk_round(client: FlaskClient, tmp_path: Path, desk_keys, signer: SignerKey,
+               name: str = "r") -> bytes:  # fmt: skip
+    """Download the export, import it on the desk, write the signed return bundle; its bytes."""
     exported = tmp_path / f"{name}-export.tar"
     exported.write_bytes(download(client))
     store = tmp_path / "store"
     assert main([str(a) for a in import_args(store, exported, desk_keys)]) == 0
     returned = tmp_path / f"{name}-return.tar"
-    assert main(["return", "--store", str(store), "-o", str(returned)]) == 0
+    assert main(["return", "--store", str(store), *signer.return_args(), "-o", str(returned)]) == 0
     return returned.read_bytes()
+
+
+def flip_digest(data: bytes) -> bytes:
+    """``data`` with the first hex digit of the first listed SHA-256 changed."""
+    at = data.index(b'"sha256":"') + len(b'"sha256":"')
+    return data[:at] + (b"0" if data[at : at + 1] != b"0" else b"1") + data[at + 1 :]
+
+
+def sign_return(acks: list[returnbundle.Acknowledgement], signer: SignerKey) -> bytes:
+    """A return bundle acknowledging ``acks``, signed with the desk's key."""
+    out = io.BytesIO()
+    returnbundle.write_return(acks, out, DAY, signer=keyfile.load_signing(
+        signer.secret_file, signer.passphrase))  # fmt: skip
+    return out.getvalue()
 
 
 @pytest.fixture()
@@ -86,13 +107,15 @@ def loaded(apps, team_keys, clock):
     return staff, signed_in(staff, clock)
 
 
-def test_the_full_loop_purges_exactly_what_the_desk_acknowledged(loaded, data_dir, tmp_path,
-                                                                  desk_keys):  # fmt: skip
+def test_the_full_loop_purges_exactly_what_the_desk_acknowledged(
+    loaded, data_dir, tmp_path, desk_keys, desk_signer
+):
     staff, client = loaded
     stored = envelopes(data_dir)
     assert len(stored) == 3 and thread_count(staff) == 3
-    returned = desk_round(client, tmp_path, desk_keys)
-    assert {a.id for a in returnbundle.parse(returned).acknowledgements} == set(stored)
+    returned = desk_round(client, tmp_path, desk_keys, desk_signer)
+    parsed = returnbundle.parse(returned, [desk_signer.entry.public_key])
+    assert {a.id for a in parsed.acknowledgements} == set(stored)
 
     response = upload(client, returned)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -116,9 +139,9 @@ def test_the_full_loop_purges_exactly_what_the_desk_acknowledged(loaded, data_di
     assert "uploaded before" in alert(again.get_data(as_text=True))
 
 
-def test_a_digest_mismatch_keeps_that_item(loaded, data_dir, tmp_path, desk_keys):
+def test_a_digest_mismatch_keeps_that_item(loaded, data_dir, tmp_path, desk_keys, desk_signer):
     staff, client = loaded
-    returned = desk_round(client, tmp_path, desk_keys)
+    returned = desk_round(client, tmp_path, desk_keys, desk_signer)
     victim = sorted(envelopes(data_dir))[1]
     path = storage.envelope_path(data_dir, victim)
     damaged = bytearray(path.read_bytes())
@@ -140,15 +163,19 @@ def test_a_digest_mismatch_keeps_that_item(loaded, data_dir, tmp_path, desk_keys
         (lambda d: d[:700], 400, "cut short"),
         (lambda d: b"garbage " * 300, 400, "not a return bundle"),
         (lambda d: b"", 400, "empty"),
-        (lambda d: d.replace(b'"version":1', b'"version":7'), 400, "not supported"),
+        (lambda d: d.replace(b'"version":1', b'"version":7', 1), 400, "does not verify"),
         (lambda d: d[:10] + b"X" + d[11:], 400, "damaged"),
         (lambda d: d + b"trailing", 400, "after the end"),
+        # Tampered: one acknowledged digest changed in return.json, the size unchanged.
+        (lambda d: flip_digest(d), 400, "does not verify"),
+        # Unsigned: return.sig removed, as an older portal-desk wrote it.
+        (lambda d: d[:1024] + d[2048:], 400, "not signed"),
     ],
-)
-def test_a_damaged_upload_changes_nothing(loaded, data_dir, tmp_path, desk_keys, change, status,
-                                          fragment):  # fmt: skip
+)  # fmt: skip
+def test_a_damaged_upload_changes_nothing(loaded, data_dir, tmp_path, desk_keys, desk_signer,
+                                          change, status, fragment):  # fmt: skip
     staff, client = loaded
-    returned = desk_round(client, tmp_path, desk_keys)
+    returned = desk_round(client, tmp_path, desk_keys, desk_signer)
     before = (submission_ids(staff), envelopes(data_dir))
     response = upload(client, change(returned))
     assert response.status_code == status
@@ -157,7 +184,7 @@ def test_a_damaged_upload_changes_nothing(loaded, data_dir, tmp_path, desk_keys,
     assert (submission_ids(staff), envelopes(data_dir)) == before
 
 
-def test_a_partial_or_foreign_bundle_changes_nothing(loaded, data_dir):
+def test_a_partial_or_foreign_bundle_changes_nothing(loaded, data_dir, desk_signer):
     staff, client = loaded
     held = submission_ids(staff)
     stored = envelopes(data_dir)
@@ -165,16 +192,54 @@ def test_a_partial_or_foreign_bundle_changes_nothing(loaded, data_dir):
     foreign = returnbundle.Acknowledgement("f" * 32, bytes(32))
     for chosen, fragment in (([*acks, foreign], "1 of the 4 items"),
                              ([foreign], "holds none")):  # fmt: skip
-        out = io.BytesIO()
-        returnbundle.write_return(chosen, out, DAY)
-        response = upload(client, out.getvalue())
+        response = upload(client, sign_return(chosen, desk_signer))
         assert response.status_code == 409
         assert fragment in alert(response.get_data(as_text=True))
         assert submission_ids(staff) == held and envelopes(data_dir) == stored
-    empty = io.BytesIO()
-    returnbundle.write_return([], empty, DAY)
-    response = upload(client, empty.getvalue())
+    response = upload(client, sign_return([], desk_signer))
     assert response.status_code == 409 and "acknowledges nothing" in response.get_data(as_text=True)
+
+
+def test_a_bundle_signed_with_another_key_changes_nothing(loaded, data_dir):
+    """What weakness 26 was: anyone with an export could forge acknowledgements."""
+    staff, client = loaded
+    held = submission_ids(staff)
+    stored = envelopes(data_dir)
+    acks = [returnbundle.Acknowledgement(i, hashlib.sha256(stored[i]).digest()) for i in held]
+    out = io.BytesIO()
+    returnbundle.write_return(acks, out, DAY, signer=SigningKey.generate())
+    response = upload(client, out.getvalue())
+    assert response.status_code == 400
+    message = alert(response.get_data(as_text=True))
+    assert "nothing was deleted" in message and "a key this server does not know" in message
+    assert "portal-desk return --sign-key" in message
+    assert submission_ids(staff) == held and envelopes(data_dir) == stored
+
+
+@pytest.mark.parametrize("manifest", ["none", "no signing key", "broken"])
+def test_without_a_signing_key_every_bundle_is_refused(make_staff_app, database_url, make_app,
+                                                       team_keys, clock, data_dir, tmp_path,
+                                                       desk_signer, manifest):  # fmt: skip
+    path = tmp_path / "manifest.json"
+    if manifest == "no signing key":
+        doc = json.loads(team_keys.manifest.read_text())
+        del doc["signing_keys"]
+        path.write_text(json.dumps(doc))
+    elif manifest == "broken":
+        path.write_text('{"version": 1, "recipients": [], "signing_keys": [{}]}')
+    source = make_app(database_url)
+    staff = make_staff_app(database_url, keys_manifest=path)
+    submit_browser(source.test_client(), team_keys, BROWSER_FIELDS)
+    held = submission_ids(staff)
+    stored = envelopes(data_dir)
+    client = signed_in(staff, clock)
+    acks = [returnbundle.Acknowledgement(i, hashlib.sha256(stored[i]).digest()) for i in held]
+    response = upload(client, sign_return(acks, desk_signer))
+    assert response.status_code == 503
+    message = alert(response.get_data(as_text=True))
+    assert "Return bundles cannot be accepted and nothing was changed" in message
+    assert "keygen --signing" in message and "signing_keys" in message
+    assert submission_ids(staff) == held and envelopes(data_dir) == stored
 
 
 def test_a_huge_upload_is_refused(loaded, data_dir):

@@ -30,7 +30,7 @@ from portal.keys import KeyManifestError
 PROG = "portal-desk"
 USAGE = """\
 Usage:
-    portal-desk keygen --label LABEL --secret-key FILE [--passphrase-file FILE]
+    portal-desk keygen [--signing] --label LABEL --secret-key FILE [--passphrase-file FILE]
     portal-desk seal --to PUBLIC [--to PUBLIC ...] [-o OUTPUT] [--force] [INPUT]
     portal-desk decrypt --secret-key FILE [--secret-key FILE ...] [--passphrase-file FILE]
                         [-o OUTPUT] [--force] [--terminal] [INPUT]
@@ -41,7 +41,7 @@ Usage:
     portal-desk show --store DIR ID
     portal-desk reply --store DIR (--message TEXT | --message-file FILE)
                       --to PUBLIC [--to PUBLIC ...] ID
-    portal-desk return --store DIR -o FILE
+    portal-desk return --store DIR --sign-key FILE [--passphrase-file FILE] -o FILE
 
 portal-desk is the reprisals portal's offline tool. On a computer with no
 network, it makes the team's keys, opens the envelopes the portal stores, and
@@ -52,7 +52,10 @@ Commands:
               passphrase (asked twice on the terminal, or the first line of
               --passphrase-file; 12 characters or more). The public entry for
               keys/manifest.json is printed on standard output, its fingerprint
-              on standard error. An existing FILE is never overwritten.
+              on standard error. An existing FILE is never overwritten. With
+              --signing, the key is the desk's Ed25519 signing key instead of
+              an encryption key: its entry goes in the manifest's
+              "signing_keys", and `return --sign-key` signs with it.
     seal      Encrypt INPUT to the keys in each PUBLIC file: an entry printed by
               keygen, or a manifest (its active keys).
     decrypt   Decrypt INPUT with the secret key it was sealed to. Exits 0 only if
@@ -76,9 +79,11 @@ Commands:
     return    Write the return bundle to FILE (never replacing a file): it
               acknowledges every item opened since the last return bundle,
               by id and the SHA-256 of the envelope received, and carries the
-              pending replies. Upload it in the staff interface; the server
-              then deletes those envelopes and keeps the replies for the
-              submitters.
+              pending replies, each reply and the whole bundle signed with the
+              signing key in --sign-key (its passphrase asked on the terminal,
+              or the first line of --passphrase-file). Upload it in the staff
+              interface; the server checks the signature, then deletes those
+              envelopes and keeps the replies for the submitters.
 
 Options:
     -o, --output OUTPUT  Write to OUTPUT (created with mode 0600, complete or not
@@ -97,6 +102,8 @@ Example:
     New passphrase (12 characters or more):
     The same passphrase again:
     portal-desk: fingerprint of 'Reprisals desk 2026': 01234 56789 ...
+    $ portal-desk keygen --signing --label "Reprisals desk signing 2026" \
+          --secret-key desk-signing.key > desk-signing.pub
     $ portal-desk seal --to desk.pub -o report.sealed report.txt
     $ portal-desk inspect --manifest desk.pub report.sealed
     $ portal-desk decrypt --secret-key desk.key -o report-opened.txt report.sealed
@@ -107,7 +114,8 @@ Example:
     $ portal-desk cases --store cases
     $ portal-desk show --store cases 3f9a
     $ portal-desk reply --store cases --to desk.pub --message "We received it." 3f9a
-    $ portal-desk return --store cases -o return-2026-11-23.tar
+    $ portal-desk return --store cases --sign-key desk-signing.key -o return-2026-11-23.tar
+    Passphrase for 'Reprisals desk signing 2026' (98765 43210 ...):
 
 Exit status: 0 on success, 1 on failure, 2 on a usage error, 130 if interrupted.
 """
@@ -199,6 +207,7 @@ def _parser() -> _Parser:
     parser.add_argument("-h", "--help", action=_Help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     keygen = _command(sub, "keygen")
+    keygen.add_argument("--signing", action="store_true")
     keygen.add_argument("--label", required=True)
     keygen.add_argument("--secret-key", required=True, metavar="FILE")
     keygen.add_argument("--passphrase-file", metavar="FILE")
@@ -233,6 +242,8 @@ def _parser() -> _Parser:
     replying.add_argument("case", metavar="ID")
     returning = _command(sub, "return")
     returning.add_argument("--store", required=True, metavar="DIR")
+    returning.add_argument("--sign-key", required=True, metavar="FILE")
+    returning.add_argument("--passphrase-file", metavar="FILE")
     returning.add_argument("-o", "--output", required=True, metavar="FILE")
     return parser
 

@@ -43,7 +43,11 @@ Protected = list[tuple[str, os.stat_result] | None]
 
 
 def keygen(args: Namespace) -> int:
-    """Write a new encrypted secret key file and print its public manifest entry."""
+    """Write a new encrypted secret key file and print its public manifest entry.
+
+    With ``--signing`` the key is the desk's Ed25519 signing key, and the entry
+    printed is one for the manifest's ``signing_keys``.
+    """
     path: str = args.secret_key
     if os.path.lexists(path):
         hint = "Choose a new file name: an existing key file is never overwritten."
@@ -57,10 +61,19 @@ def keygen(args: Namespace) -> int:
         keyfile.check_passphrase(secret)
     else:
         secret = passphrase.ask_new()
-    recipient = keyfile.write_new(path, args.label, secret)
-    emit(json.dumps(recipient.to_json(), indent=2, ensure_ascii=False) + "\n")
+    made = (
+        keyfile.write_new_signing(path, args.label, secret)
+        if args.signing
+        else keyfile.write_new(path, args.label, secret)
+    )
+    emit(json.dumps(made.to_json(), indent=2, ensure_ascii=False) + "\n")
+    if args.signing:
+        note(f"wrote the encrypted signing key to {path}; keep a backup on the desk only")
+        note('add the entry printed to "signing_keys" in the manifest (see keys/README.md)')
+        note(f"signing key fingerprint of {made.label!r}: {made.fingerprint}")
+        return 0
     note(f"wrote the encrypted secret key to {path}; keep a backup and remember the passphrase")
-    note(f"fingerprint of {recipient.label!r}: {recipient.fingerprint}")
+    note(f"fingerprint of {made.label!r}: {made.fingerprint}")
     return 0
 
 

@@ -7,7 +7,9 @@ or not at all, never replacing a file), and the items are recorded as
 returned in the same transaction: if the file cannot be written nothing is
 recorded, and if the record cannot be committed the file is removed. The
 bundle also carries every pending reply (``portal-desk reply``), marked
-returned in the same transaction.
+returned in the same transaction. Each reply and the bundle itself are signed
+with the desk's signing key (``--sign-key``), unlocked before anything is
+read or recorded, so a wrong passphrase changes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from argparse import Namespace
 
 from sqlalchemy import select
 
-from portal import returnbundle
+from portal import keyfile, returnbundle
+from portal.desk import passphrase
 from portal.desk.casestore import OPENED, CaseBase, Item, Reply, Returned, open_store, session
 from portal.desk.errors import DeskError
 from portal.desk.output import AtomicOutput
@@ -29,7 +32,8 @@ PROG = "portal-desk"
 
 
 def write_return(args: Namespace) -> int:
-    """Write the return bundle to ``args.output``; exit 0 when it was written."""
+    """Write the return bundle to ``args.output``, signed; exit 0 when it was written."""
+    signer = _signer(args)
     engine = open_store(args.store, create=False)
     try:
         CaseBase.metadata.create_all(engine)  # adds the returned table to an older store
@@ -49,7 +53,7 @@ def write_return(args: Namespace) -> int:
             for row in waiting:
                 row.returned_on = today
             db.flush()
-            _write(args.output, acks, today, replies)
+            _write(args.output, acks, today, replies, signer)
             try:
                 db.commit()
             except BaseException:
@@ -64,7 +68,19 @@ def write_return(args: Namespace) -> int:
         )
     else:
         note(f"nothing new to acknowledge since the last return bundle; {args.output} is empty")
+    note(f"signed with {signer.entry.label!r} ({signer.entry.fingerprint})")
     return 0
+
+
+def _signer(args: Namespace) -> keyfile.DeskSigningKey:
+    """The unlocked signing key of ``--sign-key`` (its passphrase from the file or the terminal)."""
+    locked = keyfile.read_signing(args.sign_key)
+    entry = locked.entry
+    if args.passphrase_file:
+        phrase = passphrase.from_file(args.passphrase_file)
+    else:
+        phrase = passphrase.ask(f"Passphrase for {entry.label!r} ({entry.fingerprint}): ")
+    return locked.unlock(phrase)
 
 
 def _write(
@@ -72,10 +88,11 @@ def _write(
     acks: list[returnbundle.Acknowledgement],
     day: dt.date,
     replies: list[returnbundle.Reply],
+    signer: keyfile.DeskSigningKey,
 ) -> None:
     try:
         with AtomicOutput(path) as out:
-            returnbundle.write_return(acks, out, day, replies)
+            returnbundle.write_return(acks, out, day, replies, signer=signer)
     except FileExistsError:
         raise DeskError(
             f"{path} already exists", "Choose another -o FILE; a file is never replaced."

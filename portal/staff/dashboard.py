@@ -13,6 +13,7 @@ from werkzeug.wsgi import wrap_file
 
 from portal import export, purge, returnbundle, storage
 from portal.bundle import BundleError, ExportError
+from portal.keys import KeyManifestError, load_manifest
 from portal.staff import figures, state
 
 bp = Blueprint("dashboard", __name__)
@@ -29,6 +30,12 @@ EXPORT_FAILED = (
 MAX_RETURN_UPLOAD = returnbundle.MAX_RETURN + 64 * 1024
 REFUSED = "The return bundle was refused and nothing was deleted: {}."
 NO_FILE = "Choose the return bundle file written by portal-desk return, then upload it."
+NO_SIGNING_KEY = (
+    "Return bundles cannot be accepted and nothing was changed: this server has no usable"
+    " signing key for the desk ({}), so it cannot tell a bundle written on the desk from a"
+    " forged one. Ask the operator to add the desk's signing key (made with portal-desk"
+    ' keygen --signing) to "signing_keys" in the key manifest, as keys/README.md says.'
+)
 
 
 def _page(
@@ -90,7 +97,15 @@ def download_export() -> ResponseReturnValue:
 
 @bp.post("/return")
 def upload_return() -> ResponseReturnValue:
-    """Apply a return bundle: check it whole, then delete exactly what it acknowledges."""
+    """Apply a return bundle: check its signature and the whole of it, then delete exactly
+    what it acknowledges."""
+    current = state.current()
+    try:
+        # Read now, not at start-up, so that a rotated signing key applies at once.
+        signers = load_manifest(current.config.keys_manifest).require_signing()
+    except KeyManifestError as err:
+        log.error("return bundles are refused: %s. %s", err, err.hint)
+        return _page(NO_SIGNING_KEY.format(str(err).rstrip(".")), 503)
     upload = request.files.get("bundle")
     if upload is None or not upload.filename:
         return _page(NO_FILE, 400)
@@ -98,10 +113,12 @@ def upload_return() -> ResponseReturnValue:
     if len(data) > MAX_RETURN_UPLOAD:
         return _page(REFUSED.format("the file is larger than any return bundle"), 413)
     try:
-        returned = returnbundle.parse(data)
+        returned = returnbundle.parse(data, [k.public_key for k in signers])
     except BundleError as err:
-        return _page(REFUSED.format(str(err).rstrip(".")), 400)
-    current = state.current()
+        problem = REFUSED.format(str(err).rstrip("."))
+        if isinstance(err, returnbundle.BadSignature):
+            problem += " " + err.hint
+        return _page(problem, 400)
     try:
         applied = purge.apply(current.db, current.config.data_dir, returned)
     except purge.ReturnRefused as err:

@@ -8,13 +8,17 @@
 //   AES-GCM bundle), each with the SRI hash from the form's data attributes;
 // - on submit it normalises the receipt, derives the lookup token and the
 //   reply secret, POSTs only the lookup token (X-Lookup-Token, with the CSRF
-//   token) to data-sealed-url, and opens each returned envelope locally;
+//   token) to data-sealed-url, checks each returned reply's signature against
+//   the desk's signing keys in data-signing-keys (signature.js; a reply that
+//   fails is neither opened nor shown, and the page says so), and opens each
+//   verified envelope locally;
 // - the texts are shown with textContent only; the reply must be a
-//   reprisal-reply document (docs/FORMAT.md §15.5).
+//   reprisal-reply document (docs/FORMAT.md §15.5) for the signed thread.
 //
 // Every string a person reads comes from the form's data-msg-* attributes.
 
 import { loadCrypto } from './loader.js';
+import { parseKeys, verifyReply } from './signature.js';
 
 const DEFAULTS = {
   loading: 'Preparing the decryption…',
@@ -24,6 +28,7 @@ const DEFAULTS = {
   none: 'There are no replies for this receipt. Check that you typed it exactly, and look again later.',
   network: 'The replies could not be fetched. Check your connection and try again.',
   unreadable: 'A reply could not be opened with this receipt.',
+  unverified: 'A reply could not be verified as coming from the team, so it is not shown.',
   received: 'Reply received on',
 };
 
@@ -56,8 +61,8 @@ function say(el, text) {
   el.hidden = !text;
 }
 
-/** The reply's text, or null if the plaintext is not a reply to this thread's kind. */
-export function replyText(plain) {
+/** The reply's text, or null if the plaintext is not a reply (to `threadId`, if given). */
+export function replyText(plain, threadId) {
   let doc;
   try {
     doc = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plain));
@@ -66,7 +71,28 @@ export function replyText(plain) {
   }
   if (!doc || doc.type !== 'reprisal-reply' || doc.version !== 1) return null;
   if (typeof doc.text !== 'string' || typeof doc.thread_id !== 'string') return null;
+  if (threadId !== undefined && doc.thread_id !== threadId) return null;
   return doc.text;
+}
+
+/** What openReply gives for a reply the desk did not sign (never a string a reply could hold). */
+export const UNVERIFIED = Symbol('unverified');
+
+/** The text of one fetched reply; UNVERIFIED unless the desk signed it; null if unreadable. */
+export async function openReply(pc, keys, item, secret) {
+  let sealed;
+  try {
+    sealed = pc.bytes.fromBase64(item.envelope);
+  } catch {
+    return null;
+  }
+  // Checked before opening: a reply the desk did not sign is never decrypted or shown.
+  if (!verifyReply(keys, item.thread_id, sealed, item.signature)) return UNVERIFIED;
+  try {
+    return replyText(await pc.open(sealed, [secret]), item.thread_id);
+  } catch {
+    return null;
+  }
 }
 
 async function fetchSealed(form, token, msg) {
@@ -133,13 +159,14 @@ function init() {
       say(status, msg.fetching);
       const sealed = await fetchSealed(form, token, msg);
       const secret = await pc.receipt.replySecret(digits);
+      const keys = parseKeys(form.dataset.signingKeys);
       let unreadable = 0;
+      let unverified = 0;
       for (const item of sealed) {
-        let text = null;
-        try {
-          text = replyText(await pc.open(pc.bytes.fromBase64(item.envelope), [secret]));
-        } catch {
-          text = null;
+        const text = await openReply(pc, keys, item || {}, secret);
+        if (text === UNVERIFIED) {
+          unverified += 1;
+          continue;
         }
         if (text === null) {
           unreadable += 1;
@@ -159,7 +186,8 @@ function init() {
       }
       secret.fill(0);
       say(status, '');
-      if (unreadable) say(alert, msg.unreadable);
+      const problems = [unverified ? msg.unverified : '', unreadable ? msg.unreadable : ''];
+      if (unverified || unreadable) say(alert, problems.filter(Boolean).join(' '));
       else if (!sealed.length) say(status, msg.none);
     } catch (err) {
       say(status, '');
