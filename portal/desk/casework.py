@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import bundle, envelope, keyfile
-from portal.desk import followups, passphrase
+from portal.desk import followups, lostbundle, passphrase
 from portal.desk.casestore import FAILED, OPENED, Case, Item, open_store, session
 from portal.desk.documents import Checked, DocumentRefused, check
 from portal.desk.errors import DeskError
@@ -50,6 +50,7 @@ class Outcome:
     message: str = ""
     hint: str = ""
     new_case: bool = False
+    again: bool = False  # returned before, but in this export again (BUNDLES.md §8.5)
 
 
 class _Failure(Exception):
@@ -117,7 +118,9 @@ def _import_item(
     with session(engine) as db:
         existing = db.get(Item, item.id)
         if existing is not None and existing.status == OPENED:
-            return _already_opened(existing, item)
+            outcome = _already_opened(existing, item)
+            outcome.again = lostbundle.reappeared(db, existing, item.sha256)
+            return outcome
         try:
             checked = _open(source, item, identities)
             new_case = _store_opened(db, existing, item, checked, today)
@@ -259,6 +262,7 @@ def _summarise(outcomes: list[Outcome]) -> int:
     unchanged = sum(o.state == "unchanged" for o in outcomes)
     failed = sum(o.state == "failed" for o in outcomes)
     cases = sum(o.new_case for o in outcomes)
+    lostbundle.note_again(sum(o.again for o in outcomes))
     if new == 0 and failed == 0:
         note(f"nothing changed: all {unchanged} items were already in the case store")
     else:
