@@ -16,10 +16,12 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl import bindings
 from nacl.public import PrivateKey, SealedBox
+from nacl.signing import SigningKey
 
-from portal import keyfile
+from portal import keyfile, signing
+from portal.desk.cli import main
 from portal.envelope import fingerprint
-from portal.keys import parse_entry
+from portal.keys import parse_entry, parse_signing_entry
 
 if TYPE_CHECKING:
     from conftest import DeskKey
@@ -286,3 +288,122 @@ def test_unreadable_paths(tmp_path: Path, make: str) -> None:
     with pytest.raises(keyfile.KeyFileError, match="cannot read") as caught:
         keyfile.read(path)
     assert "--secret-key" in caught.value.hint
+
+
+# --- signing keys (kind "signing") --------------------------------------------------------------
+
+SIGNING_ORDER = [FIELD_ORDER[0], FIELD_ORDER[1], "kind", *FIELD_ORDER[2:]]
+
+
+def test_an_encryption_key_file_has_no_kind_member(desk_keys: tuple[DeskKey, ...]) -> None:
+    """Files written before signing keys existed, and new ones, read by older versions too."""
+    doc = json.loads(desk_keys[0].secret_file.read_text(encoding="utf-8"))
+    assert "kind" not in doc
+    doc["kind"] = "encryption"  # accepted when written out
+    assert keyfile.parse(json.dumps(doc).encode()).recipient == desk_keys[0].recipient
+
+
+def test_the_signing_key_format_matches_the_spec_byte_for_byte(tmp_path: Path) -> None:
+    data, entry = keyfile.generate_signing(
+        "Signing", PASSPHRASE, counter_rng(), dt.date(2026, 1, 2)
+    )
+    doc = json.loads(data)
+    assert list(doc) == SIGNING_ORDER and doc["kind"] == "signing"
+    seed, salt, nonce = bytes(range(1, 33)), bytes(range(33, 49)), bytes(range(49, 61))
+    public_key = bytes(SigningKey(seed).verify_key)
+    assert base64.b64decode(doc["public_key"]) == public_key == entry.public_key
+    assert doc["fingerprint"] == signing.fingerprint(public_key) != fingerprint(public_key)
+    key = hash_secret_raw(PASSPHRASE.encode(), salt, 3, 65536, 4, 32, Type.ID)
+    ad = b"reprisals-portal signing key v1\x00" + public_key
+    assert AESGCM(key).decrypt(nonce, base64.b64decode(doc["ciphertext"]), ad) == seed
+    path = tmp_path / "signing.key"
+    path.write_bytes(data)
+    unlocked = keyfile.load_signing(path, PASSPHRASE)
+    assert bytes(unlocked) == seed and unlocked.entry == entry
+    message = signing.reply_message("a" * 32, b"envelope")
+    assert signing.verify(public_key, message, signing.sign(unlocked, message))
+
+
+def test_write_new_signing_is_0600_and_never_overwrites(tmp_path: Path) -> None:
+    path = tmp_path / "s.key"
+    entry = keyfile.write_new_signing(path, "Desk signing", PASSPHRASE)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert keyfile.read_signing(path).entry == entry
+    before = path.read_bytes()
+    with pytest.raises(keyfile.KeyFileError, match="already exists"):
+        keyfile.write_new_signing(path, "Again", PASSPHRASE)
+    assert path.read_bytes() == before
+
+
+def test_kind_confusion_is_refused_before_argon2_with_a_hint(
+    desk_keys: tuple[DeskKey, ...], tmp_path: Path, argon2_calls: list[tuple[int, int, int]]
+) -> None:
+    signing_file = tmp_path / "s.key"
+    keyfile.write_new_signing(signing_file, "Desk signing", PASSPHRASE)
+    argon2_calls.clear()
+    with pytest.raises(keyfile.KeyFileError, match="is a signing key, not an encryption") as one:
+        keyfile.load(signing_file, PASSPHRASE)
+    assert "return --sign-key" in one.value.hint
+    with pytest.raises(keyfile.KeyFileError, match="is an encryption key, not a signing") as two:
+        keyfile.load_signing(desk_keys[0].secret_file, desk_keys[0].passphrase)
+    assert "keygen --signing" in two.value.hint
+    assert argon2_calls == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("verification", "key kind 'verification' is not supported"),
+        (1, "key kind 1 is not supported"),
+        (None, "key kind None is not supported"),
+        ("encryption", "fingerprint does not match"),  # a signing file relabelled
+    ],
+)
+def test_a_changed_kind_is_refused_before_argon2(
+    tmp_path: Path, argon2_calls: list[tuple[int, int, int]], kind: object, message: str
+) -> None:
+    data, _ = keyfile.generate_signing("Signing", PASSPHRASE, counter_rng(), dt.date(2026, 1, 2))
+    doc = json.loads(data)
+    doc["kind"] = kind
+    argon2_calls.clear()
+    with pytest.raises(keyfile.KeyFileError, match=message):
+        keyfile.parse(json.dumps(doc).encode())
+    with pytest.raises(keyfile.KeyFileError):
+        keyfile.parse_signing(json.dumps(doc).encode())
+    assert argon2_calls == []
+
+
+def test_a_signing_key_file_bound_to_its_kind(tmp_path: Path) -> None:
+    """The associated data names the kind: the seed cannot be moved into an encryption file."""
+    data, entry = keyfile.generate_signing(
+        "Signing", PASSPHRASE, counter_rng(), dt.date(2026, 1, 2)
+    )
+    doc = json.loads(data)
+    other = SigningKey(bytes(range(100, 132)))
+    public = bytes(other.verify_key)
+    doc["public_key"] = base64.b64encode(public).decode()
+    doc["fingerprint"] = signing.fingerprint(public)
+    with pytest.raises(keyfile.KeyFileError, match="wrong passphrase, or the key file was altered"):
+        keyfile.parse_signing(json.dumps(doc).encode()).unlock(PASSPHRASE)
+    assert entry.public_key != public
+
+
+def test_keygen_signing_prints_the_entry_for_signing_keys(tmp_path: Path, capsys) -> None:
+    phrase = tmp_path / "p"
+    phrase.write_text(PASSPHRASE + "\n")
+    path = tmp_path / "desk-signing.key"
+    args = ["keygen", "--signing", "--label", "Desk signing 2026", "--secret-key", str(path),
+            "--passphrase-file", str(phrase)]  # fmt: skip
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    printed = json.loads(out)
+    assert set(printed) == {"label", "public_key", "fingerprint", "created"}
+    entry = parse_signing_entry(printed)
+    assert keyfile.read_signing(path).entry == entry
+    assert f"signing key fingerprint of 'Desk signing 2026': {entry.fingerprint}" in err
+    assert "signing_keys" in err
+    # The printed entry is no recipient key: `seal --to` refuses it.
+    public = tmp_path / "signing.pub"
+    public.write_text(out)
+    assert main(["seal", "--to", str(public), "-o", str(tmp_path / "x"), str(phrase)]) == 1
+    assert "status" in capsys.readouterr().err

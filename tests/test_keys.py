@@ -20,13 +20,16 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl import bindings
 from nacl.public import PrivateKey
+from nacl.signing import SigningKey
 
-from portal import envelope, keys
+from portal import demo, envelope, keyfile, keys, signing
 from portal.keys import (
     KeyManifestError,
     Manifest,
     RecipientKey,
+    SigningPublicKey,
     check_public_key,
     load_manifest,
     parse_entry,
@@ -550,3 +553,167 @@ def test_a_non_ascii_public_key_is_a_manifest_error():
              "created": "2026-01-01", "status": "active"}  # fmt: skip
     with pytest.raises(KeyManifestError, match="not canonical base64"):
         keys.parse_entry(entry)
+
+
+# --- the desk's signing keys (FORMAT.md §13.4) --------------------------------------------------
+
+SIGNATURES = json.loads((REPO / "tests" / "vectors" / "v1" / "signatures.json").read_text())
+
+
+def signer(label: str = "Reprisals desk signing 2026", **kwargs: Any) -> dict[str, Any]:
+    public = bytes(SigningKey.generate().verify_key)
+    return SigningPublicKey(label, public, TODAY, **kwargs).to_json()
+
+
+def signed(
+    *signers: dict[str, Any], recipients: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {"version": 1, "recipients": [entry()] if recipients is None else recipients,
+            "signing_keys": list(signers)}  # fmt: skip
+
+
+def test_signing_keys_are_optional_and_round_trip() -> None:
+    assert parse_manifest(manifest(entry())).signing_keys == ()
+    assert parse_manifest({**manifest(entry()), "signing_keys": []}).signing_keys == ()
+    one, two = signer("Desk 2026"), signer("Desk 2027")
+    parsed = parse_manifest(signed(one, two))
+    assert [k.to_json() for k in parsed.signing_keys] == [one, two]
+    assert parse_manifest(parsed.to_json()) == parsed
+    assert parsed.require_signing() == parsed.signing_keys
+    # Fingerprints and key ids are those of portal.signing, not of the encryption keys.
+    key = parsed.signing_keys[0]
+    assert key.fingerprint == signing.fingerprint(key.public_key) == one["fingerprint"]
+    assert key.fingerprint != envelope.fingerprint(key.public_key)
+    assert "signing_keys" not in parse_manifest(manifest(entry())).to_json()
+
+
+def test_the_known_answer_key_parses_with_its_fingerprint() -> None:
+    known = SIGNATURES["keys"][0]
+    obj = {"label": "Vector key", "public_key": known["public_key_base64"],
+           "fingerprint": known["fingerprint"], "created": "2026-11-23"}  # fmt: skip
+    (key,) = parse_manifest(signed(obj)).signing_keys
+    assert key.key_id.hex() == known["key_id_hex"]
+
+
+def test_no_signing_key_raises_with_a_hint() -> None:
+    err = refused(lambda: parse_manifest(manifest(entry())).require_signing(), "no signing key")
+    assert "keygen --signing" in err.hint
+
+
+@pytest.mark.parametrize("case", SIGNATURES["invalid_public_keys"], ids=lambda c: c["description"])
+def test_invalid_signing_keys_are_refused(case: dict[str, Any]) -> None:
+    obj = {**signer(), "public_key": b64(bytes.fromhex(case["public_key_hex"]))}
+    refused(lambda: parse_manifest(signed(obj)), "signing key #1")
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"public_key": "%%%"}, ["not canonical base64"]),
+        ({"public_key": None}, ["not canonical base64"]),
+        ({"fingerprint": "00000 00000 00000 00000 00000 00000 00000 00000"}, ["fingerprint"]),
+        ({"label": " padded "}, ["label"]),
+        ({"label": ""}, ["label"]),
+        ({"created": "2026-02-30"}, ["created"]),
+        ({"demo": "yes"}, ["demo"]),
+        ({"status": "active"}, ["unknown or missing fields: status"]),
+        ({"secret_key": "AAAA"}, ["unknown or missing fields: secret_key"]),
+    ],
+)
+def test_hostile_signing_entries(change: dict[str, Any], words: list[str]) -> None:
+    refused(lambda: parse_manifest(signed({**signer(), **change})), *words)
+
+
+def test_a_non_canonical_base64_signing_key_is_refused() -> None:
+    obj = signer()
+    text = obj["public_key"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    # The last character before "=" carries two unused bits: set one, the bytes stay the same.
+    mangled = text[:-2] + alphabet[alphabet.index(text[-2]) ^ 1] + "="
+    assert base64.b64decode(mangled) == base64.b64decode(text) and mangled != text
+    refused(lambda: parse_manifest(signed({**obj, "public_key": mangled})), "canonical base64")
+    for missing in ("label", "public_key", "fingerprint", "created"):
+        partial = {k: v for k, v in obj.items() if k != missing}
+        refused(lambda p=partial: parse_manifest(signed(p)), missing)
+
+
+@pytest.mark.parametrize("value", [{}, "keys", 1, None, True, [[]], ["x"], [None]])
+def test_hostile_signing_key_lists(value: object) -> None:
+    refused(lambda: parse_manifest(signed(recipients=[entry()]) | {"signing_keys": value}))
+
+
+def test_signing_keys_are_few_and_distinct() -> None:
+    refused(lambda: parse_manifest(signed(*(signer(f"Desk {i}") for i in range(5)))), "at most 4")
+    parse_manifest(signed(*(signer(f"Desk {i}") for i in range(4))))
+    one = signer("Same")
+    refused(lambda: parse_manifest(signed(one, signer("Same"))), "same label")
+    refused(lambda: parse_manifest(signed(one, {**one, "label": "Other"})), "same public key")
+
+
+def usable_as_both(raw: bytes) -> bool:
+    try:
+        check_public_key(raw)
+    except KeyManifestError:
+        return False
+    return bool(bindings.crypto_core_ed25519_is_valid_point(raw))
+
+
+def test_a_recipient_key_copied_into_signing_keys_is_refused() -> None:
+    # The first fixed seed whose Ed25519 public key is also a usable X25519 key.
+    point = next(
+        p
+        for p in (bytes(SigningKey(bytes([i]) * 32).verify_key) for i in range(256))
+        if usable_as_both(p)
+    )
+    as_recipient = {**entry(), "public_key": b64(point), "fingerprint": envelope.fingerprint(point)}
+    as_signer = {"label": "Copied", "public_key": b64(point),
+                 "fingerprint": signing.fingerprint(point), "created": "2026-11-23"}  # fmt: skip
+    refused(lambda: parse_manifest(signed(as_signer, recipients=[as_recipient])), "same bytes")
+    # Most X25519 keys are no Ed25519 point at all, and are refused as such.
+    raw = bytes(PrivateKey(bytes(range(32))).public_key)
+    assert not bindings.crypto_core_ed25519_is_valid_point(raw)
+    copied = {**as_signer, "public_key": b64(raw), "fingerprint": signing.fingerprint(raw)}
+    refused(lambda: parse_manifest(signed(copied)), "not a valid Ed25519 public key")
+
+
+def test_demo_and_real_keys_do_not_mix_across_recipients_and_signers() -> None:
+    real, demo = entry("Real"), entry("Demo", demo=True)
+    parse_manifest(signed(signer(demo=True), recipients=[demo]))
+    parse_manifest(signed(signer(), recipients=[real]))
+    for recipients, signers in (([real], [signer(demo=True)]), ([demo], [signer()]),
+                                ([real], [signer("A"), signer("B", demo=True)])):  # fmt: skip
+        refused(lambda r=recipients, s=signers: parse_manifest(signed(*s, recipients=r)), "mixes")
+    # A retired demo recipient beside a real desk is still allowed.
+    parse_manifest(
+        signed(signer(), recipients=[real, entry("Old demo", status="retired", demo=True)])
+    )
+
+
+# --- the demo signing key (portal/demo.py) ------------------------------------------------------
+
+
+def test_the_demo_directory_has_a_labelled_demo_signing_key(tmp_path: Path) -> None:
+    path = demo.ensure_demo_key(tmp_path / "demo")
+    parsed = load_manifest(path)
+    (signer_key,) = parsed.require_signing()
+    assert signer_key.demo and signer_key.label.startswith("DEMO SIGNING KEY")
+    folder = tmp_path / "demo"
+    assert oct((folder / demo.SIGNING_FILE_NAME).stat().st_mode & 0o777) == oct(0o600)
+    phrase = (folder / demo.UNLOCK_FILE_NAME).read_text().splitlines()[0]
+    unlocked = keyfile.load_signing(folder / demo.SIGNING_FILE_NAME, phrase)
+    assert bytes(unlocked.verify_key) == signer_key.public_key
+    before = path.read_bytes()
+    assert demo.ensure_demo_key(folder) == path and path.read_bytes() == before
+
+
+def test_an_older_demo_directory_gains_a_demo_signing_key(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    path = demo.ensure_demo_key(folder)
+    old = json.loads(path.read_text())
+    del old["signing_keys"]
+    path.write_text(json.dumps(old))
+    (folder / demo.SIGNING_FILE_NAME).unlink()
+    demo.ensure_demo_key(folder)
+    parsed = load_manifest(path)
+    assert [k.to_json() for k in parsed.recipients] == old["recipients"]
+    assert len(parsed.require_signing()) == 1 and parsed.signing_keys[0].demo
