@@ -8,9 +8,12 @@ a real key file and passphrase. The loop: submit -> staff login (password and
 TOTP) -> export download -> desk import -> reply -> return -> return upload
 -> the submitter reads the reply with the receipt -> follow-up -> next export
 -> desk import shows the follow-up -> return -> upload. After each purge the
-database (every table, every column) and the data directory (every file, byte
-by byte) are searched for every trace of the purged report: only its thread
-row may stay, which replies need.
+database (every table, every column), the data directory (every file, byte by
+byte) and the servers' output are searched for every trace of the purged
+reports: only their thread row may stay, which replies need; after the last
+one, the reply too is gone (read, and a return bundle applied since). The
+return bundles are signed with a signing key made by `portal-desk keygen
+--signing`, listed in the manifest both servers read.
 
 Then the staff login's refusals in Chromium: a wrong password, a wrong code,
 a reused code, and guessing until the lockout. Those run the staff app in a
@@ -20,7 +23,9 @@ replaced) moves past the growing delays instead of sleeping through them.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import re
 import secrets
 import uuid
@@ -48,7 +53,7 @@ from loop_helpers import (
     serving_in_thread,
     table_rows,
 )
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Request
 from source_fixtures import SECRET
 from staff_fixtures import Account, Clock
 from test_submit import RECEIPT, expected_fields, fill
@@ -62,31 +67,62 @@ LOGIN_FAILED = "The name, password or code is not right. Check them and try agai
 
 
 @dataclass(frozen=True)
+class Desk:
+    """The desk's files: the recipient key, the signing key, their passphrases, the manifest
+    (both keys' public entries) and the case store's directory."""
+
+    key_file: Path
+    passphrase_file: Path
+    sign_key: Path
+    sign_passphrase: Path
+    sign_public: bytes
+    manifest_dir: Path
+    store: Path
+
+
+@dataclass(frozen=True)
 class Loop:
     source: str
     staff: str
     data_dir: Path
     env: dict[str, str]
     logs: tuple[Path, ...]
-    team: Team
-    desk_dir: Path
+    desk: Desk
 
     @property
     def database(self) -> Path:
         return self.data_dir / DATABASE_NAME
 
 
+def make_desk(team: Team, root: Path) -> Desk:
+    """The team's recipient key, and a signing key made with `portal-desk keygen --signing`;
+    the manifest the servers read lists both."""
+    root.mkdir()
+    sign_key, sign_passphrase = root / "signing.key", root / "signing.passphrase"
+    sign_passphrase.write_text("the loop's signing key passphrase\n", encoding="utf-8")
+    printed = desk("keygen", "--signing", "--label", "Loop test signing key",
+                   "--secret-key", sign_key, "--passphrase-file", sign_passphrase)  # fmt: skip
+    manifest = json.loads((team.manifest_dir / "manifest.json").read_text(encoding="utf-8"))
+    entry = json.loads(printed.stdout)
+    manifest["signing_keys"] = [entry]
+    (root / "keys").mkdir()
+    (root / "keys" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    public = base64.b64decode(entry["public_key"])
+    return Desk(team.key_file, team.passphrase_file, sign_key, sign_passphrase, public,
+                root / "keys", root / "store")  # fmt: skip
+
+
 @pytest.fixture
 def loop(tmp_path: Path, team: Team) -> Iterator[Loop]:
     """Both interfaces as `portal serve` subprocesses over one data directory."""
-    data_dir = tmp_path / "data"
+    data_dir, keys = tmp_path / "data", make_desk(team, tmp_path / "desk")
     settings = {"PORTAL_SECRET_KEY": secrets.token_urlsafe(48), "PORTAL_KEYS":
-                str(team.manifest_dir), "PORTAL_DATA_DIR": str(data_dir)}  # fmt: skip
+                str(keys.manifest_dir), "PORTAL_DATA_DIR": str(data_dir)}  # fmt: skip
     env = environment(settings)
     portal(env, "db", "upgrade")
     source_log, staff_log = tmp_path / "source.log", tmp_path / "staff.log"
     with running("source", env, source_log) as source, running("staff", env, staff_log) as staff:
-        yield Loop(source, staff, data_dir, env, (source_log, staff_log), team, tmp_path / "desk")
+        yield Loop(source, staff, data_dir, env, (source_log, staff_log), keys)
 
 
 # The submitter --------------------------------------------------------------------------
@@ -106,12 +142,35 @@ def submit(page: Page, loop: Loop, marker: str, mode: str) -> str:
     return text
 
 
+def record_requests(page: Page) -> list[bytes]:
+    """Every request the page sends: URL, headers and body, as bytes."""
+    sent: list[bytes] = []
+
+    def record(request: Request) -> None:
+        head = request.url + json.dumps(request.headers)
+        sent.append(head.encode() + (request.post_data_buffer or b""))
+
+    page.on("request", record)
+    return sent
+
+
 def read_replies(page: Page, loop: Loop, shown: str) -> list[str]:
     page.goto(f"{loop.source}/replies")
     page.fill('[name="receipt"]', shown)
     page.click('[data-replies-form] button[type="submit"]')
     page.wait_for_selector("[data-reply-text]", timeout=30_000)
     return page.locator("[data-reply-text]").all_inner_texts()
+
+
+def send_followup(page: Page, loop: Loop, shown: str, text: str, mode: str) -> None:
+    page.goto(f"{loop.source}/followup")
+    page.fill("#field-receipt", shown)
+    page.fill("#field-account", text)
+    page.check('[name="consent_publication"][value="no"]')
+    if mode == "no-js":
+        page.check('[name="server_seal_consent"]')
+    page.click('#followup-form button[type="submit"]:visible')
+    page.locator("[data-followup-sent]").first.wait_for(state="visible", timeout=60_000)
 
 
 # Staff ----------------------------------------------------------------------------------
@@ -167,15 +226,17 @@ def upload_return(page: Page, path: Path) -> str:
 
 
 def desk_import(loop: Loop, path: Path) -> str:
-    team = loop.team
-    done = desk("import", "--store", loop.desk_dir, "--secret-key", team.key_file,
-                "--passphrase-file", team.passphrase_file, path)  # fmt: skip
+    keys = loop.desk
+    done = desk("import", "--store", keys.store, "--secret-key", keys.key_file,
+                "--passphrase-file", keys.passphrase_file, path)  # fmt: skip
     return done.stderr
 
 
 def desk_return(loop: Loop, path: Path) -> returnbundle.ReturnBundle:
-    desk("return", "--store", loop.desk_dir, "-o", path)
-    return returnbundle.parse(path.read_bytes())
+    keys = loop.desk
+    desk("return", "--store", keys.store, "--sign-key", keys.sign_key,
+         "--passphrase-file", keys.sign_passphrase, "-o", path)  # fmt: skip
+    return returnbundle.parse(path.read_bytes(), [keys.sign_public])
 
 
 # What may stay ---------------------------------------------------------------------------
@@ -196,11 +257,13 @@ def assert_purged(loop: Loop, needles: dict[str, bytes], thread_id: str) -> Rows
     return rows
 
 
-def report_needles(item: bundle.Item, data: bytes, marker: str, shown: str) -> dict[str, bytes]:
-    """What would betray a report: its text, ids, digest, ciphertext, receipt."""
+def report_needles(
+    name: str, item: bundle.Item, data: bytes, text: str, shown: str
+) -> dict[str, bytes]:
+    """What would betray report ``name``: its text, id, digest, ciphertext, the receipt."""
     token = receipt.lookup_token(shown)
-    return {
-        "marker": marker.encode(),
+    found = {
+        "text": text.encode(),
         "submission id": item.id.encode(),
         "envelope digest": item.sha256,
         "envelope digest in hex": item.sha256.hex().encode(),
@@ -210,55 +273,75 @@ def report_needles(item: bundle.Item, data: bytes, marker: str, shown: str) -> d
         "lookup token in hex": token.hex().encode(),
         **envelope_needles("envelope", data),
     }
+    return {f"{name}: {what}": needle for what, needle in found.items()}
+
+
+def reply_needles(reply: returnbundle.Reply) -> dict[str, bytes]:
+    found = {"reply id": reply.id.encode(), "reply signature": reply.signature}
+    return found | envelope_needles("reply", reply.envelope)
 
 
 # The loop -------------------------------------------------------------------------------
 
 
+def staff_signs_in(page: Page, loop: Loop) -> None:
+    """`portal staff add`, enrolment on the staff pages, sign out, sign in: the dashboard."""
+    account = add_staff(loop.env, "amina")
+    enrol(page, loop.staff, account)
+    code = account.authenticator.code()
+    assert sign_in(page, loop.staff, account.name, STAFF_PASSWORD, code) == 200
+    assert page.inner_text("h1") == "Overview"
+
+
+def export_to_desk(page: Page, loop: Loop, path: Path) -> tuple[bundle.Item, bytes]:
+    """Download the export (one item) and import it on the desk; the item and its bytes."""
+    with download_export(page, path) as exported:
+        (item,) = exported.items
+        data = exported.read(item)
+    page.goto(f"{loop.staff}/")
+    assert figures(page) == {"waiting": "1", "new": "0", "exported": "1", "unread_replies": "0"}
+    assert "1 items imported" in desk_import(loop, path)
+    return item, data
+
+
+def return_to_server(page: Page, loop: Loop, path: Path) -> tuple[returnbundle.ReturnBundle, str]:
+    """Write the return bundle on the desk and upload it; the bundle and the result shown."""
+    returned = desk_return(loop, path)
+    result = upload_return(page, path)
+    assert figures(page)["waiting"] == "0"
+    return returned, result
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_the_whole_loop_leaves_no_trace_of_the_report(loop: Loop, browser_for: Any, mode: str,
                                                      tmp_path: Path) -> None:  # fmt: skip
-    marker = f"LOOP-{uuid.uuid4().hex}"
-    answer = f"Reply {uuid.uuid4().hex}: we received it, Журналист."
-    submitter = browser_for(mode).new_page()
-    staff = browser_for(mode).new_page()
+    marker, answer = f"LOOP-{uuid.uuid4().hex}", f"Reply {uuid.uuid4().hex}: received, Журналист."
+    submitter, staff = browser_for(mode).new_page(), browser_for(mode).new_page()
+    sent = record_requests(submitter)
 
-    # The submitter reports; staff enrol, sign out and sign in with a password and a code.
+    # A report; staff sign in; export; the desk imports it, replies and returns.
     shown = submit(submitter, loop, marker, mode)
-    account = add_staff(loop.env, "amina")
-    enrol(staff, loop.staff, account)
-    code = account.authenticator.code()
-    assert sign_in(staff, loop.staff, account.name, STAFF_PASSWORD, code) == 200
-    assert staff.inner_text("h1") == "Overview"
+    staff_signs_in(staff, loop)
     assert figures(staff) == {"waiting": "1", "new": "1", "exported": "0", "unread_replies": "0"}
-
-    # Export, then the desk imports it, replies and writes the return bundle.
-    with download_export(staff, tmp_path / "export-1.tar") as exported:
-        (item,) = exported.items
-        data = exported.read(item)
-    staff.goto(f"{loop.staff}/")
-    assert figures(staff) == {"waiting": "1", "new": "0", "exported": "1", "unread_replies": "0"}
-    assert "1 items imported (1 new cases)" in desk_import(loop, tmp_path / "export-1.tar")
-    assert item.thread_id in desk("cases", "--store", loop.desk_dir).stdout
-    assert marker in desk("show", "--store", loop.desk_dir, item.thread_id).stdout
-    desk("reply", "--store", loop.desk_dir, "--message", answer,
-         "--to", loop.team.manifest_dir / "manifest.json", item.thread_id)  # fmt: skip
-    returned = desk_return(loop, tmp_path / "return-1.tar")
+    item, data = export_to_desk(staff, loop, tmp_path / "export-1.tar")
+    assert item.thread_id in desk("cases", "--store", loop.desk.store).stdout
+    assert marker in desk("show", "--store", loop.desk.store, item.thread_id).stdout
+    desk("reply", "--store", loop.desk.store, "--message", answer,
+         "--to", loop.desk.manifest_dir / "manifest.json", item.thread_id)  # fmt: skip
+    returned, result = return_to_server(staff, loop, tmp_path / "return-1.tar")
     assert [(a.id, a.sha256) for a in returned.acknowledgements] == [(item.id, item.sha256)]
     (reply,) = returned.replies
-
-    # Staff upload it: the report is purged, the reply stored for the submitter.
-    result = upload_return(staff, tmp_path / "return-1.tar")
     assert "1 acknowledged submission deleted" in result and "1 reply stored" in result
-    assert figures(staff) == {"waiting": "0", "new": "0", "exported": "0", "unread_replies": "1"}
 
-    # The submitter reads it with the receipt.
+    # The submitter reads the reply with the receipt.
+    assert figures(staff)["unread_replies"] == "1"
     assert read_replies(submitter, loop, shown) == [answer]
     staff.goto(f"{loop.staff}/")
     assert figures(staff)["unread_replies"] == "0"
 
     # No trace of the report; its thread and the reply (sealed, not readable here) stay.
-    needles = report_needles(item, data, marker, shown) | {"reply text": answer.encode()}
+    needles = report_needles("report", item, data, marker, shown)
+    needles["reply text"] = answer.encode()
     rows = assert_purged(loop, needles, item.thread_id)
     today = dt.datetime.now(dt.UTC).date().isoformat()
     read = [(r["id"], r["thread_id"], r["read_on"]) for r in rows["replies"]]
@@ -266,11 +349,38 @@ def test_the_whole_loop_leaves_no_trace_of_the_report(loop: Loop, browser_for: A
     files = sorted(str(p.relative_to(loop.data_dir)) for p in loop.data_dir.rglob("*.env"))
     assert files == [f"replies/{reply.id}.env"]
 
-    # The follow-up in the same thread, and the next round trip.
-    pytest.skip(
-        "the submitter's follow-up form on the replies page (helper 5B) is not built yet:"
-        " follow-up -> next export -> desk import shows it -> return -> upload -> purge"
-    )
+    # A follow-up in the same thread (more information, less consent), exported alone; the
+    # desk files it under the case and shows it once as unread.
+    more = f"FOLLOW-UP-{uuid.uuid4().hex}: they came back."
+    send_followup(submitter, loop, shown, more, mode)
+    staff.goto(f"{loop.staff}/")
+    assert figures(staff) == {"waiting": "1", "new": "1", "exported": "0", "unread_replies": "0"}
+    second, second_data = export_to_desk(staff, loop, tmp_path / "export-2.tar")
+    assert second.thread_id == item.thread_id and second.id != item.id
+    assert "[1 unread follow-up]" in desk("cases", "--store", loop.desk.store).stdout
+    case = desk("show", "--store", loop.desk.store, item.thread_id).stdout
+    assert f"Item {second.id}: FOLLOW-UP" in case and more in case and marker in case
+    assert "Consent changed to" in case
+    assert "unread follow-up" not in desk("cases", "--store", loop.desk.store).stdout
+
+    # The next return acknowledges the follow-up alone; the upload purges it.
+    returned, result = return_to_server(staff, loop, tmp_path / "return-2.tar")
+    assert [(a.id, a.sha256) for a in returned.acknowledgements] == [(second.id, second.sha256)]
+    assert returned.replies == ()
+    assert "1 acknowledged submission deleted" in result and "0 replies stored" in result
+    needles |= report_needles("follow-up", second, second_data, more, shown)
+    assert_purged(loop, needles, item.thread_id)
+
+    # With JavaScript the browser sealed both and opened the reply: no request carried a text
+    # or the receipt (without it, the form posted them, by the submitter's explicit choice).
+    if mode != "no-js":
+        private = [marker, more, shown, shown.replace(" ", "")]
+        assert sent and [t for t in private if any(t.encode() in r for r in sent)] == []
+
+    # The reply was read and the desk has acknowledged the next bundle: it goes too.
+    rows = assert_purged(loop, needles | reply_needles(reply), item.thread_id)
+    assert rows["replies"] == []
+    assert sorted(loop.data_dir.rglob("*.env")) == []
 
 
 # Logging in, refused ---------------------------------------------------------------------
