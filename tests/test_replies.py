@@ -479,3 +479,5 @@ def test_the_replies_page_embeds_the_signing_keys(delivered, desk_signer):
     page = source.test_client().get("/replies").get_data(as_text=True)
     key = base64.b64encode(desk_signer.entry.public_key).decode()
     assert f'data-signing-keys="{key}"' in page
+    # And its fingerprint, for the submitter to compare with one published elsewhere.
+    assert desk_signer.entry.fingerprint in page and desk_signer.entry.label in page

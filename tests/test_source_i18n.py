@@ -78,7 +78,8 @@ def untranslated(page: Element, allowed: set[str]) -> list[str]:
 
 
 def key_labels(team) -> set[str]:
-    return {k.label for k in load_manifest(team.manifest).recipients}
+    manifest = load_manifest(team.manifest)
+    return {k.label for k in (*manifest.recipients, *manifest.signing_keys)}
 
 
 def test_the_catalogue_has_the_form_and_the_pages():

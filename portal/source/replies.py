@@ -36,7 +36,7 @@ from nacl.public import PrivateKey
 from sqlalchemy import select, update
 
 from portal import envelope, receipt, signing
-from portal.keys import KeyManifestError, load_manifest
+from portal.keys import KeyManifestError, SigningPublicKey, load_manifest
 from portal.models import Reply, Thread
 from portal.report import N_
 from portal.source import intake, state, upload
@@ -64,19 +64,22 @@ class Shown:
     text: str
 
 
-def signing_keys() -> tuple[bytes, ...]:
-    """The desk's signing public keys from the key manifest, read now; ``()`` if unusable.
+def signers() -> tuple[SigningPublicKey, ...]:
+    """The desk's signing keys from the key manifest, read now; ``()`` if unusable.
 
     Read on each request, so that a rotated key applies at once; with none,
     every reply fails verification and none is shown (fail closed).
     """
     try:
-        return tuple(
-            k.public_key for k in load_manifest(state.current().config.keys_manifest).signing_keys
-        )
+        return load_manifest(state.current().config.keys_manifest).signing_keys
     except KeyManifestError as err:
         log.error("replies cannot be verified: %s. %s", err, err.hint)
         return ()
+
+
+def signing_keys() -> tuple[bytes, ...]:
+    """The public keys of :func:`signers`."""
+    return tuple(k.public_key for k in signers())
 
 
 def verified(keys: tuple[bytes, ...], thread_id: str, data: bytes, sig: bytes | None) -> bool:
@@ -93,9 +96,13 @@ def ask() -> tuple[str, int]:
 
 
 def _form(problem: str | None) -> str:
-    keys = " ".join(base64.b64encode(k).decode() for k in signing_keys())
+    keys = signers()
     return render_template(
-        "source/replies.html", problem=problem, assets=state.current().assets, signing_keys=keys
+        "source/replies.html",
+        problem=problem,
+        assets=state.current().assets,
+        signers=keys,
+        signing_keys=" ".join(base64.b64encode(k.public_key).decode() for k in keys),
     )
 
 
