@@ -16,6 +16,7 @@ what that answer tells).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
@@ -93,6 +94,25 @@ def plain() -> tuple[str, int]:
     if set(values) - KNOWN_NAMES:
         known = {k: v for k, v in values.items() if k in KNOWN_NAMES}
         return _page(known, notice=UNKNOWN_FIELDS, status=400)
+    fields, digits, problems = _read(values)
+    consent = values.get(CONSENT) == ["yes"]
+    if problems or not consent:
+        notice = CHECK_ANSWERS if problems else NOT_SENT
+        return _page(values, problems, notice=notice, consent_missing=not consent, status=400)
+    digest, sealed = _seal(fields, digits)
+    del digits
+    status = _store(digest, sealed, envelope.parse_header(sealed), SealedBy.SERVER)
+    if status == 404:
+        return _page(values, {RECEIPT: NO_THREAD}, notice=CHECK_ANSWERS, status=404)
+    if status != 201:
+        message = translate(NOT_STORED)
+        return render_template("source/error.html", status=status, message=message), status
+    current = state.current()
+    return render_template("source/followup_sent.html", fingerprints=current.fingerprints), 200
+
+
+def _read(values: dict[str, list[str]]) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """The follow-up's fields, the receipt's digits and the problems with either."""
     problems: dict[str, str] = {}
     try:
         fields = followup.from_form(values)
@@ -102,27 +122,19 @@ def plain() -> tuple[str, int]:
         digits = receipt.normalize((values.get(RECEIPT) or [""])[0])
     except receipt.InvalidReceipt:
         digits, problems[RECEIPT] = "", BAD_RECEIPT
-    consent = values.get(CONSENT) == ["yes"]
-    if problems or not consent:
-        notice = CHECK_ANSWERS if problems else NOT_SENT
-        return _page(values, problems, notice=notice, consent_missing=not consent, status=400)
+    return fields, digits, problems
+
+
+def _seal(fields: dict[str, Any], digits: str) -> tuple[bytes, bytes]:
+    """The thread's lookup digest and the follow-up sealed in memory (path ``server``).
+
+    The lookup token and the reply secret live only in this call.
+    """
     current = state.current()
     digest = receipt.lookup_digest(current.digest_key, receipt.lookup_token(digits))
-    secret = receipt.reply_secret(digits)
-    del digits
     keys = [k.public_key for k in current.keys]
-    document = followup.document(fields, secret, keys, sealed_by="server")
-    del secret
-    sealed = envelope.seal(serialise(document), keys, SealPath.SERVER)
-    del document
-    status = _store(digest, sealed, envelope.parse_header(sealed), SealedBy.SERVER)
-    if status == 404:
-        return _page(values, {RECEIPT: NO_THREAD}, notice=CHECK_ANSWERS, status=404)
-    if status != 201:
-        return render_template("source/error.html", status=status,
-                               message=translate(NOT_STORED)), status  # fmt: skip
-    page = render_template("source/followup_sent.html", fingerprints=current.fingerprints)
-    return page, 200
+    document = followup.document(fields, receipt.reply_secret(digits), keys, sealed_by="server")
+    return digest, envelope.seal(serialise(document), keys, SealPath.SERVER)
 
 
 @bp.post("/followup/sealed")
