@@ -16,7 +16,6 @@ import contextlib
 import os
 import re
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
@@ -28,6 +27,7 @@ from urllib.parse import parse_qs, urlparse
 
 from flask import Flask
 from harness import BIN
+from sqlalchemy import MetaData, create_engine, select
 from werkzeug.serving import make_server
 
 from portal import staffauth
@@ -146,18 +146,20 @@ def desk(*args: str | Path) -> subprocess.CompletedProcess[str]:
 Rows = dict[str, list[dict[str, Any]]]
 
 
-def table_rows(database: Path) -> Rows:
-    """Every row of every table of the SQLite file (opened read only), by table name."""
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
+def table_rows(url: str) -> Rows:
+    """Every row of every table of the database at ``url`` (reflected: the tables as they
+    are, not as the models say), by table name."""
+    engine = create_engine(url)
     try:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {
-            n: [dict(r) for r in conn.execute(f'SELECT * FROM "{n}"')]  # noqa: S608
-            for n in names
-        }
+        tables = MetaData()
+        tables.reflect(engine)
+        with engine.connect() as conn:
+            return {
+                name: [dict(r._mapping) for r in conn.execute(select(table))]
+                for name, table in tables.tables.items()
+            }
     finally:
-        conn.close()
+        engine.dispose()
 
 
 def as_bytes(value: object) -> bytes:

@@ -53,6 +53,7 @@ from loop_helpers import (
     serving_in_thread,
     table_rows,
 )
+from pg import PostgresServer
 from playwright.sync_api import Page, Request
 from source_fixtures import SECRET
 from staff_fixtures import Account, Clock
@@ -85,13 +86,10 @@ class Loop:
     source: str
     staff: str
     data_dir: Path
+    database: str  # its URL
     env: dict[str, str]
     logs: tuple[Path, ...]
     desk: Desk
-
-    @property
-    def database(self) -> Path:
-        return self.data_dir / DATABASE_NAME
 
 
 def make_desk(team: Team, root: Path) -> Desk:
@@ -113,16 +111,32 @@ def make_desk(team: Team, root: Path) -> Desk:
 
 
 @pytest.fixture
-def loop(tmp_path: Path, team: Team) -> Iterator[Loop]:
-    """Both interfaces as `portal serve` subprocesses over one data directory."""
+def loop_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The servers' database URL: SQLite in the data directory (the default), or a new
+    database on the tests' PostgreSQL server, dropped afterwards."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / DATABASE_NAME}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def loop(tmp_path: Path, team: Team, loop_database: str) -> Iterator[Loop]:
+    """Both interfaces as `portal serve` subprocesses over one data directory and database."""
     data_dir, keys = tmp_path / "data", make_desk(team, tmp_path / "desk")
     settings = {"PORTAL_SECRET_KEY": secrets.token_urlsafe(48), "PORTAL_KEYS":
-                str(keys.manifest_dir), "PORTAL_DATA_DIR": str(data_dir)}  # fmt: skip
+                str(keys.manifest_dir), "PORTAL_DATA_DIR": str(data_dir),
+                "DATABASE_URL": loop_database}  # fmt: skip
     env = environment(settings)
     portal(env, "db", "upgrade")
-    source_log, staff_log = tmp_path / "source.log", tmp_path / "staff.log"
-    with running("source", env, source_log) as source, running("staff", env, staff_log) as staff:
-        yield Loop(source, staff, data_dir, env, (source_log, staff_log), keys)
+    logs = tmp_path / "source.log", tmp_path / "staff.log"
+    with running("source", env, logs[0]) as source, running("staff", env, logs[1]) as staff:
+        yield Loop(source, staff, data_dir, loop_database, env, logs, keys)
 
 
 # The submitter --------------------------------------------------------------------------
@@ -326,7 +340,14 @@ def return_to_server(page: Page, loop: Loop, path: Path) -> tuple[returnbundle.R
     return returned, result
 
 
-@pytest.mark.parametrize("mode", MODES)
+# Both browser modes on SQLite (the default); on PostgreSQL too, with JavaScript. PostgreSQL's
+# own files are not searched: it keeps deleted rows as dead tuples and in its WAL until they
+# are vacuumed and recycled (SECURITY.md, known weaknesses); its rows are.
+@pytest.mark.parametrize(
+    ("mode", "loop_database"),
+    [("normal", "sqlite"), ("no-js", "sqlite"), ("normal", "postgresql")],
+    indirect=["loop_database"],
+)
 def test_the_whole_loop_leaves_no_trace_of_the_report(loop: Loop, browser_for: Any, mode: str,
                                                      tmp_path: Path) -> None:  # fmt: skip
     marker, answer = f"LOOP-{uuid.uuid4().hex}", f"Reply {uuid.uuid4().hex}: received, Журналист."
@@ -356,7 +377,7 @@ def test_the_whole_loop_leaves_no_trace_of_the_report(loop: Loop, browser_for: A
     needles = report_needles("report", item, data, marker, shown)
     needles["reply text"] = answer.encode()
     rows = assert_purged(loop, needles, item.thread_id)
-    today = dt.datetime.now(dt.UTC).date().isoformat()
+    today = dt.datetime.now(dt.UTC).date()
     read = [(r["id"], r["thread_id"], r["read_on"]) for r in rows["replies"]]
     assert read == [(reply.id, item.thread_id, today)]
     files = sorted(str(p.relative_to(loop.data_dir)) for p in loop.data_dir.rglob("*.env"))
@@ -394,7 +415,7 @@ def test_the_whole_loop_leaves_no_trace_of_the_report(loop: Loop, browser_for: A
     rows = assert_purged(loop, needles | reply_needles(reply), item.thread_id)
     assert rows["replies"] == []
     files = [p.relative_to(loop.data_dir) for p in loop.data_dir.rglob("*") if p.is_file()]
-    assert files == [Path(DATABASE_NAME)]
+    assert files == ([Path(DATABASE_NAME)] if loop.database.startswith("sqlite") else [])
     # What stays: the thread (what a receipt finds, and the key replies are sealed to), the
     # staff account and the schema's revision. Nothing else has a row.
     assert {t: len(r) for t, r in rows.items() if r} == {
