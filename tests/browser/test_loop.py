@@ -156,6 +156,15 @@ def submit(page: Page, loop: Loop, marker: str, mode: str) -> str:
     return text
 
 
+def find_no_replies(page: Page, loop: Loop, shown: str) -> None:
+    """Ask for replies with the receipt and get the neutral answer that there are none."""
+    page.goto(f"{loop.source}/replies")
+    page.fill('[name="receipt"]', shown)
+    page.click('[data-replies-form] button[type="submit"]')
+    page.get_by_text("There are no replies for this receipt").first.wait_for(timeout=30_000)
+    assert page.locator("[data-reply-text]").count() == 0
+
+
 def record_requests(page: Page) -> list[bytes]:
     """Every request the page sends: URL, headers and body, as bytes."""
     sent: list[bytes] = []
@@ -424,6 +433,12 @@ def test_the_whole_loop_leaves_no_trace_of_the_report(loop: Loop, browser_for: A
     assert set(thread) == {"id", "lookup_digest", "reply_public_key", "created_on"}
     assert thread["reply_public_key"] == receipt.reply_public_key(shown)
     assert thread["created_on"] == today
+
+    # The submitter finds no reply any more, and the dashboard has nothing to count.
+    find_no_replies(submitter, loop, shown)
+    staff.goto(f"{loop.staff}/")
+    assert figures(staff) == {"waiting": "0", "new": "0", "exported": "0", "unread_replies": "0"}
+    assert staff.inner_text('[data-figure="oldest"]') == "none"
 
     # The first return bundle again (a replay): refused whole, nothing changes.
     problem = upload_refused(staff, tmp_path / "return-1.tar")
