@@ -1,7 +1,8 @@
 """The whole loop in real Chromium, with JavaScript and without, against real processes.
 
 `portal serve source` and `portal serve staff` run as subprocesses on
-127.0.0.1 over one data directory and SQLite database; the staff account is
+127.0.0.1 over one data directory and database (SQLite, and PostgreSQL once
+with JavaScript); the staff account is
 made with `portal staff add` and enrolled on the staff pages with a TOTP code
 computed from the provisioning URI it printed; the desk is `portal-desk` with
 a real key file and passphrase. The loop: submit -> staff login (password and
@@ -13,7 +14,8 @@ byte) and the servers' output are searched for every trace of the purged
 reports: only their thread row may stay, which replies need; after the last
 one, the reply too is gone (read, and a return bundle applied since). The
 return bundles are signed with a signing key made by `portal-desk keygen
---signing`, listed in the manifest both servers read.
+--signing`, listed in the manifest both servers read. A replayed return
+bundle changes nothing.
 
 Then the staff login's refusals in Chromium: a wrong password, a wrong code,
 a reused code, and guessing until the lockout. Those run the staff app in a
@@ -156,11 +158,15 @@ def submit(page: Page, loop: Loop, marker: str, mode: str) -> str:
     return text
 
 
-def find_no_replies(page: Page, loop: Loop, shown: str) -> None:
-    """Ask for replies with the receipt and get the neutral answer that there are none."""
+def ask_for_replies(page: Page, loop: Loop, shown: str) -> None:
     page.goto(f"{loop.source}/replies")
     page.fill('[name="receipt"]', shown)
     page.click('[data-replies-form] button[type="submit"]')
+
+
+def find_no_replies(page: Page, loop: Loop, shown: str) -> None:
+    """Ask for replies with the receipt and get the neutral answer that there are none."""
+    ask_for_replies(page, loop, shown)
     page.get_by_text("There are no replies for this receipt").first.wait_for(timeout=30_000)
     assert page.locator("[data-reply-text]").count() == 0
 
@@ -178,9 +184,7 @@ def record_requests(page: Page) -> list[bytes]:
 
 
 def read_replies(page: Page, loop: Loop, shown: str) -> list[str]:
-    page.goto(f"{loop.source}/replies")
-    page.fill('[name="receipt"]', shown)
-    page.click('[data-replies-form] button[type="submit"]')
+    ask_for_replies(page, loop, shown)
     page.wait_for_selector("[data-reply-text]", timeout=30_000)
     return page.locator("[data-reply-text]").all_inner_texts()
 
