@@ -4,6 +4,7 @@
 import * as envelope from './envelope.js';
 import * as receipt from './receipt.js';
 import { threadProofs } from './followup-proof.js';
+import { parseKeys, verifyReply } from './signature.js';
 import { CryptoUnavailable, getBackend, selfTest, setBackend } from './backend.js';
 import { webCryptoBackend } from './backend-webcrypto.js';
 import { fromBase64, toBase64, toHex } from './bytes.js';
@@ -46,6 +47,8 @@ self.PortalCrypto = Object.freeze({
   }),
   bytes: Object.freeze({ fromBase64, toBase64, toHex }),
   threadProofs,
+  verifyReply,
+  signingKeys: parseKeys,
   useNative,
   useFallback,
   backendName: () => getBackend().name,

@@ -9,16 +9,15 @@
 // - on submit it normalises the receipt, derives the lookup token and the
 //   reply secret, POSTs only the lookup token (X-Lookup-Token, with the CSRF
 //   token) to data-sealed-url, checks each returned reply's signature against
-//   the desk's signing keys in data-signing-keys (signature.js; a reply that
-//   fails is neither opened nor shown, and the page says so), and opens each
-//   verified envelope locally;
+//   the desk's signing keys in data-signing-keys (signature.js, in the crypto
+//   bundle; a reply that fails is neither opened nor shown, and the page says
+//   so), and opens each verified envelope locally;
 // - the texts are shown with textContent only; the reply must be a
 //   reprisal-reply document (docs/FORMAT.md §15.5) for the signed thread.
 //
 // Every string a person reads comes from the form's data-msg-* attributes.
 
 import { loadCrypto } from './loader.js';
-import { parseKeys, verifyReply } from './signature.js';
 
 const DEFAULTS = {
   loading: 'Preparing the decryption…',
@@ -87,7 +86,7 @@ export async function openReply(pc, keys, item, secret) {
     return null;
   }
   // Checked before opening: a reply the desk did not sign is never decrypted or shown.
-  if (!verifyReply(keys, item.thread_id, sealed, item.signature)) return UNVERIFIED;
+  if (!pc.verifyReply(keys, item.thread_id, sealed, item.signature)) return UNVERIFIED;
   try {
     return replyText(await pc.open(sealed, [secret]), item.thread_id);
   } catch {
@@ -159,7 +158,7 @@ function init() {
       say(status, msg.fetching);
       const sealed = await fetchSealed(form, token, msg);
       const secret = await pc.receipt.replySecret(digits);
-      const keys = parseKeys(form.dataset.signingKeys);
+      const keys = pc.signingKeys(form.dataset.signingKeys);
       let unreadable = 0;
       let unverified = 0;
       for (const item of sealed) {

@@ -2,7 +2,8 @@
 // reply is opened: Ed25519 (tweetnacl, pure JS: no WebAssembly, no JIT, no crypto.subtle
 // needed) over "reprisals-portal/v1 reply\n" || thread id (32 ASCII hex digits) ||
 // SHA-256(envelope) (@noble/hashes, pure JS). The twin of portal/signing.py; both are
-// checked against tests/vectors/v1/signatures.json.
+// checked against tests/vectors/v1/signatures.json. Part of the crypto bundle
+// (self.PortalCrypto.verifyReply and .signingKeys), which replies.js loads with SRI.
 
 import nacl from 'tweetnacl';
 import { sha256 } from '@noble/hashes/sha2.js';

@@ -50,7 +50,8 @@ test('the page keys are read from data-signing-keys', () => {
   assert.deepEqual(parseKeys('AAAA junk!'), []);
 });
 
-const pc = { open, bytes: { fromBase64: (t) => Uint8Array.from(Buffer.from(t, 'base64')) } };
+// What openReply uses of self.PortalCrypto (crypto-entry.js puts the same functions there).
+const pc = { open, verifyReply, bytes: { fromBase64: (t) => Uint8Array.from(Buffer.from(t, 'base64')) } };
 const receipt = '12345 60123 45678 90123 45601 23451';
 const thread = 'a'.repeat(32);
 const document = (t) => new TextEncoder().encode(JSON.stringify({ type: 'reprisal-reply', version: 1, thread_id: t, text: 'Bien reçu.' }));
