@@ -88,6 +88,12 @@ def flip_digest(data: bytes) -> bytes:
     return data[:at] + (b"0" if data[at : at + 1] != b"0" else b"1") + data[at + 1 :]
 
 
+def flip_signature(data: bytes) -> bytes:
+    """``data`` with a character inside the first signature (return.sig's, without replies)."""
+    at = data.index(b'"signature":"') + len(b'"signature":"') + 5
+    return data[:at] + (b"A" if data[at : at + 1] != b"A" else b"B") + data[at + 1 :]
+
+
 def sign_return(acks: list[returnbundle.Acknowledgement], signer: SignerKey) -> bytes:
     """A return bundle acknowledging ``acks``, signed with the desk's key."""
     out = io.BytesIO()
@@ -168,6 +174,8 @@ def test_a_digest_mismatch_keeps_that_item(loaded, data_dir, tmp_path, desk_keys
         (lambda d: d + b"trailing", 400, "after the end"),
         # Tampered: one acknowledged digest changed in return.json, the size unchanged.
         (lambda d: flip_digest(d), 400, "does not verify"),
+        # Wrongly signed: one character of the signature in return.sig changed.
+        (lambda d: flip_signature(d), 400, "does not verify"),
         # Unsigned: return.sig removed, as an older portal-desk wrote it.
         (lambda d: d[:1024] + d[2048:], 400, "not signed"),
     ],
