@@ -1,4 +1,4 @@
-"""`portal backup` and `portal restore`: every row and envelope round-trips; damage restores nothing."""
+"""`portal backup` and `portal restore`: rows and envelopes round-trip; damage restores nothing."""
 
 from __future__ import annotations
 
