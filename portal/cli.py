@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal import backup, demo, doctor, jobs, migrate, restore, staffauth, storage
+from portal import backup, demo, doctor, jobs, migrate, onionauth, restore, staffauth, storage
 from portal import config as config_mod
 from portal.db import Database
 from portal.db import describe as describe_database
@@ -28,6 +28,7 @@ usage: portal keys [--manifest FILE]
        portal doctor
        portal backup -o FILE | restore FILE
        portal jobs run [--only NAME]
+       portal onion-auth NAME [--onion ADDRESS]
 
   keys          validate the recipients' key manifest and print its fingerprints
   demo-key      create a clearly labelled DEMO key pair and manifest in DIR
@@ -45,6 +46,8 @@ usage: portal keys [--manifest FILE]
                 clock and Tor; says how to fix each problem (deploy/README.md)
   backup        write the database rows and the ciphertext store to FILE
   restore       verify FILE whole, then restore it into an empty portal
+  onion-auth    make a Tor client authorisation key for a staff member, for
+                the staff onion service (deploy/README.md)
   jobs run      run the periodic jobs (or only NAME): """
     + ", ".join(jobs.names())
     + """
@@ -97,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("jobs", add_help=False)
     run.add_argument("action", choices=["run"])
     run.add_argument("--only", choices=jobs.names())
+    onion = sub.add_parser("onion-auth", add_help=False)
+    onion.add_argument("name")
+    onion.add_argument("--onion")
     return parser
 
 
@@ -219,6 +225,15 @@ def cmd_doctor() -> int:
     return 1 if problems else 0
 
 
+def cmd_onion_auth(name: str, onion: str | None) -> int:
+    try:
+        key = onionauth.new_client_key(name, onion)
+    except ValueError as err:
+        return _fail(str(err), "Example: portal onion-auth amina")
+    print(onionauth.describe(key))
+    return 0
+
+
 def cmd_backup(cfg: config_mod.Config, output: Path) -> int:
     made = backup.create(cfg, output)
     print(f"backup written to {output}: {made[0]} row(s), {made[1]} file(s)")
@@ -249,6 +264,8 @@ def _run(args: argparse.Namespace) -> int:
         return cmd_demo_key(args.dir)
     if args.command == "doctor":
         return cmd_doctor()
+    if args.command == "onion-auth":
+        return cmd_onion_auth(args.name, args.onion)
     if args.command == "keys" and args.manifest:
         return cmd_keys(args.manifest)
     cfg = config_mod.from_env()
