@@ -50,6 +50,7 @@ logconfig_dict = {
     "loggers": {
         "gunicorn.error": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
         "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        "alembic": {"level": "WARNING"},
     },
 }
 

@@ -340,6 +340,7 @@ def test_gunicorn_serves_a_submission_from_the_shipped_configuration(
     assert "127.0.0.1" not in log.replace(url, "")  # no client address, no access log
     assert not re.search(r"\d\d:\d\d:\d\d", log), log  # no time of day
     assert "POST" not in log and "/report" not in log
+    assert "INFO: alembic" not in log
 
 
 def test_gunicorn_refuses_to_listen_beyond_loopback(tmp_path, team_keys):
