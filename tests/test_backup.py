@@ -36,10 +36,9 @@ def files_under(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.fixture
-def loaded(make_app, database_url, team_keys, data_dir):
+def load(make_app, url, team_keys, data_dir):
     """A portal with three envelopes, a stored reply and a staff account."""
-    app = make_app(database_url)
+    app = make_app(url)
     client = app.test_client()
     for _ in range(3):
         assert upload(client, browser_envelope(team_keys)).status_code == 201
@@ -61,7 +60,25 @@ def loaded(make_app, database_url, team_keys, data_dir):
                           size=len(sealed)))  # fmt: skip
         session.commit()
     staffauth.add(db, SECRET.encode(), "amina")
-    return make_config(team_keys, data_dir, database_url)
+    return make_config(team_keys, data_dir, url)
+
+
+@pytest.fixture
+def loaded(make_app, database_url, team_keys, data_dir):
+    """A loaded portal on SQLite, then on PostgreSQL."""
+    return load(make_app, database_url, team_keys, data_dir)
+
+
+@pytest.fixture
+def loaded_sqlite(make_app, sqlite_url, team_keys, data_dir):
+    """A loaded portal on SQLite, for the checks made before any database is touched."""
+    return load(make_app, sqlite_url, team_keys, data_dir)
+
+
+@pytest.fixture
+def empty_sqlite(tmp_path, team_keys):
+    data = tmp_path / "restored"
+    return make_config(team_keys, data, f"sqlite:///{data / 'portal.sqlite3'}")
 
 
 @pytest.fixture
@@ -94,10 +111,10 @@ def test_backup_then_restore_round_trips_every_row_and_envelope(loaded, empty_ta
     staffauth.add(Database(empty_target.database_url), SECRET.encode(), "bilal")
 
 
-def test_the_backup_holds_no_time_of_day_and_is_repeatable(loaded, tmp_path):
+def test_the_backup_holds_no_time_of_day_and_is_repeatable(loaded_sqlite, tmp_path):
     first, second = tmp_path / "one.backup", tmp_path / "two.backup"
-    backup.create(loaded, first)
-    backup.create(loaded, second)
+    backup.create(loaded_sqlite, first)
+    backup.create(loaded_sqlite, second)
     assert first.read_bytes() == second.read_bytes()
     with tarfile.open(first) as tar:
         assert {m.mtime for m in tar.getmembers()} == {0}
@@ -107,11 +124,11 @@ def test_the_backup_holds_no_time_of_day_and_is_repeatable(loaded, tmp_path):
     assert not any("sqlite" in n for n in names)
 
 
-def test_the_backup_refuses_to_overwrite(loaded, tmp_path):
+def test_the_backup_refuses_to_overwrite(loaded_sqlite, tmp_path):
     out = tmp_path / "exists"
     out.write_bytes(b"keep me")
     with pytest.raises(backup.BackupError, match="exists"):
-        backup.create(loaded, out)
+        backup.create(loaded_sqlite, out)
     assert out.read_bytes() == b"keep me"
 
 
@@ -166,33 +183,35 @@ def damaged(original: bytes, where: str) -> bytes:
 
 
 @pytest.mark.parametrize("where", ["manifest", "table", "envelope", "last-file"])
-def test_a_tampered_backup_is_refused_and_nothing_restored(loaded, empty_target, tmp_path, where):
+def test_a_tampered_backup_is_refused_and_nothing_restored(
+    loaded_sqlite, empty_sqlite, tmp_path, where
+):
     out = tmp_path / "portal.backup"
-    backup.create(loaded, out)
+    backup.create(loaded_sqlite, out)
     bad = tmp_path / "bad.backup"
     bad.write_bytes(damaged(out.read_bytes(), where))
     assert bad.read_bytes() != out.read_bytes()
     with pytest.raises(backup.BackupError, match="refused"):
-        restore.restore(empty_target, bad)
-    assert_nothing_restored(empty_target)
+        restore.restore(empty_sqlite, bad)
+    assert_nothing_restored(empty_sqlite)
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.5, 0.99])
-def test_a_truncated_backup_is_refused_and_nothing_restored(loaded, empty_target, tmp_path,
+def test_a_truncated_backup_is_refused_and_nothing_restored(loaded_sqlite, empty_sqlite, tmp_path,
                                                             fraction):  # fmt: skip
     out = tmp_path / "portal.backup"
-    backup.create(loaded, out)
+    backup.create(loaded_sqlite, out)
     data = out.read_bytes()
     cut = tmp_path / "cut.backup"
     cut.write_bytes(data[: int(len(data) * fraction)])
     with pytest.raises(backup.BackupError, match="refused"):
-        restore.restore(empty_target, cut)
-    assert_nothing_restored(empty_target)
+        restore.restore(empty_sqlite, cut)
+    assert_nothing_restored(empty_sqlite)
 
 
-def test_a_backup_with_an_extra_member_is_refused(loaded, empty_target, tmp_path):
+def test_a_backup_with_an_extra_member_is_refused(loaded_sqlite, empty_sqlite, tmp_path):
     out = tmp_path / "portal.backup"
-    backup.create(loaded, out)
+    backup.create(loaded_sqlite, out)
     extended = tmp_path / "extended.backup"
     with tarfile.open(out) as src, tarfile.open(extended, "w") as dst:
         for member in src.getmembers():
@@ -200,17 +219,17 @@ def test_a_backup_with_an_extra_member_is_refused(loaded, empty_target, tmp_path
         planted = tarfile.TarInfo("portal-backup/files/envelopes/planted.env")
         dst.addfile(planted, None)
     with pytest.raises(backup.BackupError, match="does not list"):
-        restore.restore(empty_target, extended)
-    assert_nothing_restored(empty_target)
+        restore.restore(empty_sqlite, extended)
+    assert_nothing_restored(empty_sqlite)
 
 
-def test_another_secret_key_cannot_restore(loaded, empty_target, tmp_path):
+def test_another_secret_key_cannot_restore(loaded_sqlite, empty_sqlite, tmp_path):
     out = tmp_path / "portal.backup"
-    backup.create(loaded, out)
-    other = replace(empty_target, secret_key=b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFG")
+    backup.create(loaded_sqlite, out)
+    other = replace(empty_sqlite, secret_key=b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFG")
     with pytest.raises(backup.BackupError, match="not authentic"):
         restore.restore(other, out)
-    assert_nothing_restored(empty_target)
+    assert_nothing_restored(empty_sqlite)
 
 
 def test_restore_refuses_a_portal_that_is_not_empty(loaded, empty_target, tmp_path):
