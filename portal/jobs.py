@@ -16,6 +16,14 @@ the others; the command exits non-zero if any failed.
   older than ``PORTAL_EMPTY_THREAD_DAYS`` days (default 180; 0 keeps them):
   their lookup digest and reply key are all that links a receipt to the
   server. After this the desk can no longer reply in that thread.
+- ``reorder-rows``: rewrite the tables in the order of their random ids, so
+  that where a row sits no longer tells when it arrived. PostgreSQL keeps a
+  table in insertion order (``CLUSTER`` rewrites it by primary key, briefly
+  locking it); SQLite's tables are kept in id order already (WITHOUT ROWID),
+  and ``VACUUM`` rebuilds the file so no freed page keeps the old layout.
+- ``blur-directory-times``: set the times of the envelope and reply folders
+  to midnight (UTC) of today: adding a file sets them to the exact time of
+  the latest arrival. (Their change times stay; see SECURITY.md.)
 """
 
 from __future__ import annotations
@@ -23,13 +31,14 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -111,9 +120,37 @@ def purge_empty_threads(config: Config, db: Database, today: dt.date) -> str:
     return f"deleted {count} empty thread(s) older than {config.empty_thread_days} days"
 
 
+ORDERED_TABLES = ("threads", "submissions", "replies")
+
+
+def reorder_rows(config: Config, db: Database, today: dt.date) -> str:
+    """Rewrite the tables in primary-key (random) order instead of arrival order."""
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            for table in ORDERED_TABLES:
+                conn.execute(text(f'CLUSTER "{table}" USING "pk_{table}"'))
+            conn.commit()
+            return f"rewrote {len(ORDERED_TABLES)} tables in id order"
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM"))
+    return "rebuilt the database file (its tables are kept in id order)"
+
+
+def blur_directory_times(config: Config, db: Database, today: dt.date) -> str:
+    """Set the storage folders' times to midnight today, hiding the latest arrival's time."""
+    midnight = calendar.timegm(today.timetuple())
+    blurred = 0
+    for folder in (ENVELOPE_DIR, REPLY_DIR):
+        if (config.data_dir / folder).is_dir():
+            os.utime(config.data_dir / folder, (midnight, midnight))
+            blurred += 1
+    return f"set the times of {blurred} folder(s) to midnight"
+
+
 JOBS: tuple[Job, ...] = (
     Job("sweep-stray-files", "remove ciphertext files no row refers to", sweep_stray_files),
     Job("purge-empty-threads", "delete old threads with nothing left", purge_empty_threads),
+    Job("reorder-rows", "store rows in random-id order, not arrival order", reorder_rows),
+    Job("blur-directory-times", "hide the latest arrival's time of day", blur_directory_times),
 )
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 from source_fixtures import SECRET, _free_port, browser_envelope, make_config, upload
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from portal import cli, jobs, storage
 from portal.db import Database
@@ -129,5 +129,36 @@ def test_a_failing_job_fails_the_command_but_not_the_others(env, monkeypatch, ca
     monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://x@127.0.0.1:{_free_port()}/x")
     assert cli.main(["jobs", "run"]) == 1
     out, err = capsys.readouterr()
-    assert out.count("FAILED (OperationalError)") == 2
+    assert out.count("FAILED (OperationalError)") == 3  # the jobs that need the database
+    assert "blur-directory-times: set the times of 1 folder(s)" in out  # the others still ran
     assert "127.0.0.1" not in err
+
+
+def test_rows_are_rewritten_in_id_order_not_arrival_order(portal):
+    db = Database(portal.database_url)
+    with db.session() as session:
+        for name in "97531":  # arriving in descending id order
+            add_thread(session, name, TODAY, submission=True)
+            session.commit()
+    physical = (
+        "SELECT id FROM threads ORDER BY ctid"
+        if portal.database_url.startswith("postgresql")
+        else "SELECT id FROM threads"  # WITHOUT ROWID: the table's own order
+    )
+    summary = jobs.reorder_rows(portal, db, TODAY)
+    with db.engine.connect() as conn:
+        order = [row[0] for row in conn.execute(text(physical))]
+    assert order == sorted(order) and len(order) == 6
+    assert summary.startswith("rewrote 3 tables" if "postgresql" in portal.database_url
+                              else "rebuilt the database file")  # fmt: skip
+    assert thread_ids(db) >= {c * 32 for c in "97531"}
+
+
+def test_the_storage_folders_keep_midnight_not_the_latest_arrival(portal, data_dir):
+    folder = data_dir / storage.ENVELOPE_DIR
+    os.utime(folder, (calendar.timegm(TODAY.timetuple()) + 45_296,) * 2)  # 12:34:56
+    assert jobs.blur_directory_times(portal, Database(portal.database_url), TODAY) == (
+        "set the times of 1 folder(s) to midnight"
+    )
+    assert folder.stat().st_mtime == calendar.timegm(TODAY.timetuple())
+    assert folder.stat().st_atime == calendar.timegm(TODAY.timetuple())
