@@ -190,7 +190,7 @@ HARDENING = {
     "PrivateTmp": "yes", "PrivateDevices": "yes", "MemoryDenyWriteExecute": "yes",
     "ReadWritePaths": "/var/lib/portal", "User": "portal", "CapabilityBoundingSet": "",
     "IPAddressDeny": "any", "IPAddressAllow": "localhost", "UMask": "0077",
-    "EnvironmentFile": "/etc/portal/portal.env",
+    "EnvironmentFile": "/etc/portal/portal.env", "LogNamespace": "portal",
 }  # fmt: skip
 
 
@@ -199,6 +199,13 @@ def test_every_service_is_hardened_and_writes_only_the_data_directory(unit):
     settings = unit_settings(unit)
     for name, value in HARDENING.items():
         assert settings.get(name) == [value], (unit.name, name)
+
+
+def test_the_portals_journal_is_kept_in_memory_for_a_day():
+    settings = unit_settings(DEPLOY / "journald@portal.conf")
+    assert settings["Storage"] == ["volatile"]
+    assert settings["MaxRetentionSec"] == ["1day"]
+    assert settings["ForwardToSyslog"] == ["no"]
 
 
 def test_the_timer_starts_the_jobs_service():
