@@ -264,3 +264,40 @@ def test_the_commands_say_what_they_did_and_refuse_with_a_hint(loaded, empty_tar
     use(empty_target)
     assert cli.main(["restore", str(out)]) == 0
     assert "restored 8 row(s) and 4 file(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "path", ["files/../outside.env", "files/envelopes/../../x", "files/.hidden", "/etc/passwd"]
+)
+def test_a_manifest_naming_a_path_outside_the_data_directory_is_refused(
+    loaded_sqlite, empty_sqlite, tmp_path, path
+):
+    """Even with a valid HMAC (whoever holds the secret), no member lands outside the store."""
+    import hashlib
+    import hmac
+    import json
+
+    out = tmp_path / "portal.backup"
+    backup.create(loaded_sqlite, out)
+    with tarfile.open(out) as tar:
+        manifest = json.loads(tar.extractfile(backup.MANIFEST).read())  # type: ignore[union-attr]
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()[2:]]  # type: ignore[union-attr]
+    victim = next(m for m in manifest["members"] if m["path"].startswith("files/"))
+    renamed = victim["path"]
+    victim["path"] = path
+    data = json.dumps(manifest).encode()
+    mac = hmac.new(backup.mac_key(SECRET.encode()), data, hashlib.sha256).hexdigest().encode()
+    forged = tmp_path / "forged.backup"
+    with tarfile.open(forged, "w") as tar:
+        for name, content in ((backup.MANIFEST, data), (backup.MAC, mac)):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        for member, content in members:
+            if member.name.endswith(renamed):
+                member.name = f"{backup.ROOT}/{path}"
+            tar.addfile(member, io.BytesIO(content))
+    with pytest.raises(backup.BackupError, match="outside the data directory"):
+        restore.restore(empty_sqlite, forged)
+    assert not (tmp_path / "outside.env").exists()
+    assert_nothing_restored(empty_sqlite)
