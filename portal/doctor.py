@@ -6,7 +6,7 @@ followed by a ``hint``; the command exits non-zero on any error. Checks:
 the secret (set, strong, not the development one), the key manifest (valid,
 active keys, no demo key; fingerprints printed for comparison out of band),
 the data directory (exists, a directory, ours, not readable by group or
-others, writable), the database (reachable, at the newest migration), free
+others, writable, and everything in it ours and private), the database (reachable, at the newest migration), free
 disk space (``PORTAL_MIN_FREE_MB``), the clock (not before the newest
 migration was written, not absurdly far ahead), and Tor, when
 ``PORTAL_TOR_SOCKS`` names its SOCKS port (a SOCKS5 greeting is answered).
@@ -23,6 +23,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -106,9 +107,21 @@ def check_data_dir(cfg: config_mod.Config) -> Iterator[Finding]:
                       f"Run: chmod 0700 {path}")  # fmt: skip
     else:
         yield from _writable(path)
+        yield from _private_contents(path)
 
 
-def _writable(path: os.PathLike[str]) -> Iterator[Finding]:
+def _private_contents(path: Path) -> Iterator[Finding]:
+    """Every file and folder inside is ours and private (a copy by hand can lose both)."""
+    uid, exposed = os.geteuid(), 0
+    for entry in path.rglob("*"):
+        info = entry.lstat()
+        exposed += info.st_uid != uid or bool(info.st_mode & 0o077)
+    if exposed:
+        yield problem(f"{exposed} file(s) or folder(s) in {path} are not private to this user",
+                      f"Run: chown -R $(id -un) {path} && chmod -R go= {path}")  # fmt: skip
+
+
+def _writable(path: Path) -> Iterator[Finding]:
     try:
         with tempfile.TemporaryFile(dir=path, prefix=".doctor-"):
             pass

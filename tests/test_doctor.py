@@ -33,6 +33,7 @@ def healthy(monkeypatch, team_keys, data_dir, sqlite_url) -> dict[str, str]:
                 "PORTAL_MIN_FREE_MB": "1"}  # fmt: skip
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
+    (data_dir / "portal.sqlite3").chmod(0o600)  # copied from the template with the umask's mode
     return settings
 
 
@@ -128,6 +129,16 @@ def test_a_data_directory_that_is_a_file(healthy, monkeypatch, capsys, tmp_path)
 def test_a_data_directory_others_can_read(healthy, capsys, data_dir, mode):
     data_dir.chmod(mode)
     assert "chmod 0700" in expect_one(capsys, "other users", f"{mode:04o}")
+
+
+def test_files_inside_that_others_can_read(healthy, capsys, data_dir):
+    (data_dir / "envelopes").mkdir(mode=0o700)
+    leaked = data_dir / "envelopes" / "copied.env"
+    leaked.write_bytes(b"ciphertext")
+    leaked.chmod(0o644)
+    assert "chmod -R go=" in expect_one(capsys, "1 file(s) or folder(s)", "not private")
+    leaked.chmod(0o600)
+    assert run(capsys)[0] == 0
 
 
 def test_a_data_directory_owned_by_someone_else(healthy, capsys, data_dir):
