@@ -48,14 +48,16 @@ usage: portal keys [--manifest FILE]
   restore       verify FILE whole, then restore it into an empty portal
   onion-auth    make a Tor client authorisation key for a staff member, for
                 the staff onion service (deploy/README.md)
-  jobs run      run the periodic jobs (or only NAME): """
-    + ", ".join(jobs.names())
+  jobs run      run the periodic jobs, or only NAME (deploy/README.md):
+                """
+    + "\n                ".join(jobs.names())
     + """
 
 Settings come from the environment: PORTAL_SECRET_KEY (required to serve; no
 default), PORTAL_KEYS (the key manifest or its directory; default keys/),
 PORTAL_DATA_DIR (default instance/data), DATABASE_URL (default SQLite in the
-data directory), PORTAL_HTTPS (1 to mark cookies Secure).
+data directory), PORTAL_HTTPS (1 to mark cookies Secure); the operators'
+settings are in deploy/portal.env.example.
 
 Example:
   $ portal demo-key --dir instance/demo-keys

@@ -6,9 +6,10 @@ followed by a ``hint``; the command exits non-zero on any error. Checks:
 the secret (set, strong, not the development one), the key manifest (valid,
 active keys, no demo key; fingerprints printed for comparison out of band),
 the data directory (exists, a directory, ours, not readable by group or
-others, writable, and everything in it ours and private), the database (reachable, at the newest migration), free
-disk space (``PORTAL_MIN_FREE_MB``), the clock (not before the newest
-migration was written, not absurdly far ahead), and Tor, when
+others, writable, and everything in it ours and private), the database
+(reachable, at the newest migration), free disk space
+(``PORTAL_MIN_FREE_MB``), the clock (not before the newest migration was
+written, not absurdly far ahead), and Tor, when
 ``PORTAL_TOR_SOCKS`` names its SOCKS port (a SOCKS5 greeting is answered).
 """
 
