@@ -47,6 +47,17 @@ def test_a_setting_of_zero_means_no_limit(team_keys, data_dir, sqlite_url):
     assert ratelimit.buckets_for(config, 0.0)["uploads"] is not None
 
 
+def test_the_operations_settings_have_defaults_and_come_from_the_environment():
+    defaults = from_env({})
+    assert (defaults.min_free_bytes, defaults.tor_socks, defaults.empty_thread_days) == (
+        1024 << 20, "", 180,
+    )  # fmt: skip
+    cfg = from_env({"PORTAL_MIN_FREE_MB": "5", "PORTAL_TOR_SOCKS": " 127.0.0.1:9050 ",
+                    "PORTAL_EMPTY_THREAD_DAYS": "0"})  # fmt: skip
+    expected = (5 << 20, "127.0.0.1:9050", 0)
+    assert (cfg.min_free_bytes, cfg.tor_socks, cfg.empty_thread_days) == expected
+
+
 def test_the_settings_come_from_the_environment():
     cfg = from_env({"PORTAL_SUBMISSIONS_PER_HOUR": "7", "PORTAL_UPLOADS_PER_HOUR": "0",
                     "PORTAL_THREAD_SUBMISSIONS_PER_DAY": "3"})  # fmt: skip
