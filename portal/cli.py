@@ -5,25 +5,42 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from portal import (
+    backup,
+    demo,
+    doctor,
+    jobs,
+    migrate,
+    onionauth,
+    restore,
+    staffauth,
+    storage,
+    terminalqr,
+)
 from portal import config as config_mod
-from portal import demo, migrate, staffauth, storage, terminalqr
 from portal.db import Database
 from portal.db import describe as describe_database
 from portal.keys import KeyManifestError, Manifest, load_manifest
 
 PROG = "portal"
-USAGE = """\
+USAGE = (
+    """\
 usage: portal keys [--manifest FILE]
        portal demo-key --dir DIR
        portal db upgrade
        portal staff add NAME [--qr] | remove NAME | reset-totp NAME [--qr]
        portal replies expire
        portal serve source|staff [--host HOST] [--port PORT]
+       portal doctor
+       portal backup -o FILE | restore FILE
+       portal jobs run [--only NAME]
+       portal onion-auth NAME [--onion ADDRESS]
 
   keys          validate the recipients' key manifest and print its fingerprints
   demo-key      create a clearly labelled DEMO key pair and manifest in DIR
@@ -41,12 +58,23 @@ usage: portal keys [--manifest FILE]
   serve source  serve the source interface with the development server
                 (default 127.0.0.1:8080, no access log; production uses gunicorn)
   serve staff   serve the staff interface likewise (default 127.0.0.1:8081)
+  doctor        check the settings, keys, data directory, database, disk,
+                clock and Tor; says how to fix each problem (deploy/README.md)
+  backup        write the database rows and the ciphertext store to FILE
+  restore       verify FILE whole, then restore it into an empty portal
+  onion-auth    make a Tor client authorisation key for a staff member, for
+                the staff onion service (deploy/README.md)
+  jobs run      run the periodic jobs, or only NAME (deploy/README.md):
+                """
+    + "\n                ".join(jobs.names())
+    + """
 
 Settings come from the environment: PORTAL_SECRET_KEY (required to serve; no
 default), PORTAL_KEYS (the key manifest or its directory; default keys/),
 PORTAL_DATA_DIR (default instance/data), DATABASE_URL (default SQLite in the
 data directory), PORTAL_HTTPS (1 to mark cookies Secure),
-PORTAL_REPLY_RETENTION_DAYS (default 30).
+PORTAL_REPLY_RETENTION_DAYS (default 30); the operators' settings are in
+deploy/portal.env.example.
 
 Example:
   $ portal demo-key --dir instance/demo-keys
@@ -55,6 +83,7 @@ Example:
   $ portal db upgrade && portal serve source --port 8080
   $ portal staff add amina && portal serve staff --port 8081
 """
+)
 
 
 class UsageError(Exception):
@@ -85,6 +114,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("interface", choices=["source", "staff"])
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int)
+    sub.add_parser("doctor", add_help=False)
+    save = sub.add_parser("backup", add_help=False)
+    save.add_argument("-o", dest="output", type=Path, required=True)
+    load = sub.add_parser("restore", add_help=False)
+    load.add_argument("file", type=Path)
+    run = sub.add_parser("jobs", add_help=False)
+    run.add_argument("action", choices=["run"])
+    run.add_argument("--only", choices=jobs.names())
+    onion = sub.add_parser("onion-auth", add_help=False)
+    onion.add_argument("name")
+    onion.add_argument("--onion")
     return parser
 
 
@@ -232,6 +272,47 @@ def cmd_serve(cfg: config_mod.Config, interface: str, host: str, port: int | Non
     return 0
 
 
+def cmd_doctor() -> int:
+    problems = 0
+    for finding in doctor.examine(os.environ):
+        if finding.ok:
+            print(f"{PROG} doctor: ok: {finding.message}")
+        else:
+            problems += 1
+            print(f"{PROG} doctor: error: {finding.message}", file=sys.stderr)
+            print(f"{PROG} doctor: hint: {finding.hint}", file=sys.stderr)
+    print(f"{PROG} doctor: {problems or 'no'} problem(s) found")
+    return 1 if problems else 0
+
+
+def cmd_onion_auth(name: str, onion: str | None) -> int:
+    try:
+        key = onionauth.new_client_key(name, onion)
+    except ValueError as err:
+        return _fail(str(err), "Example: portal onion-auth amina")
+    print(onionauth.describe(key))
+    return 0
+
+
+def cmd_backup(cfg: config_mod.Config, output: Path) -> int:
+    made = backup.create(cfg, output)
+    print(f"backup written to {output}: {made[0]} row(s), {made[1]} file(s)")
+    return 0
+
+
+def cmd_restore(cfg: config_mod.Config, source: Path) -> int:
+    made = restore.restore(cfg, source)
+    print(f"restored {made[0]} row(s) and {made[1]} file(s) from {source}")
+    return 0
+
+
+def cmd_jobs(cfg: config_mod.Config, only: str | None) -> int:
+    ok = jobs.run(
+        cfg, only, dt.datetime.now(dt.UTC).date(), lambda line: print(f"{PROG} jobs: {line}")
+    )
+    return 0 if ok else 1
+
+
 def _fail(message: str, hint: str) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     print(f"{PROG}: hint: {hint}", file=sys.stderr)
@@ -241,6 +322,10 @@ def _fail(message: str, hint: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo-key":
         return cmd_demo_key(args.dir)
+    if args.command == "doctor":
+        return cmd_doctor()
+    if args.command == "onion-auth":
+        return cmd_onion_auth(args.name, args.onion)
     if args.command == "keys" and args.manifest:
         return cmd_keys(args.manifest)
     cfg = config_mod.from_env()
@@ -252,6 +337,12 @@ def _run(args: argparse.Namespace) -> int:
         return cmd_staff(cfg, args.action, args.name, args.qr)
     if args.command == "replies":
         return cmd_replies_expire(cfg)
+    if args.command == "backup":
+        return cmd_backup(cfg, args.output)
+    if args.command == "restore":
+        return cmd_restore(cfg, args.file)
+    if args.command == "jobs":
+        return cmd_jobs(cfg, args.only)
     return cmd_serve(cfg, args.interface, args.host, args.port)
 
 
@@ -271,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return _run(args)
-    except (KeyManifestError, config_mod.ConfigError, staffauth.AccountError) as err:
+    except (KeyManifestError, config_mod.ConfigError, staffauth.AccountError,
+            backup.BackupError) as err:  # fmt: skip
         return _fail(str(err), err.hint)
     except OSError as err:
         return _fail(f"{err.filename or 'a file'}: {err.strerror}", "Check the paths and rights.")

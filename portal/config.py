@@ -19,6 +19,13 @@ one (``require_secret``). Settings:
   (default off: onion services are plain HTTP, encrypted by Tor).
 - ``PORTAL_REPLY_RETENTION_DAYS``: replies are deleted this many days after they
   arrive, read or not (default 30; ``portal replies expire`` does it).
+
+Operations (deploy/README.md): ``PORTAL_SUBMISSIONS_PER_HOUR`` (per worker
+process; default 120), ``PORTAL_UPLOADS_PER_HOUR`` (likewise; default 60),
+``PORTAL_THREAD_SUBMISSIONS_PER_DAY`` (default 10),
+``PORTAL_MIN_FREE_MB`` (``portal doctor``; default 1024),
+``PORTAL_TOR_SOCKS`` (host:port that ``portal doctor`` greets; default unset),
+``PORTAL_EMPTY_THREAD_DAYS`` (``portal jobs run``; default 180, 0 keeps them).
 """
 
 from __future__ import annotations
@@ -66,6 +73,12 @@ class Config:
     max_report_bytes: int = 2 * MiB
     translations_dir: Path = PROJECT_ROOT / "translations"
     reply_retention_days: int = 30
+    submissions_per_hour: int = 120  # per worker process: see portal.ratelimit
+    uploads_per_hour: int = 60
+    thread_submissions_per_day: int = 10
+    min_free_bytes: int = 1024 * MiB
+    tor_socks: str = ""
+    empty_thread_days: int = 180
 
     def require_secret(self) -> bytes:
         """The secret key, or :class:`ConfigError` when it was not set."""
@@ -154,6 +167,16 @@ def database_setting(env: Mapping[str, str], data_dir: Path) -> str:
     return env.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir / DATABASE_NAME}"
 
 
+def int_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 0 from ``env[name]``, or ``default`` when unset."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}", f"Set {name}=0 or more.")
+    return int(value)
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Config:
     """Build the configuration from ``env`` (the process environment by default).
 
@@ -168,4 +191,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         secret_key=secret_setting(env),
         https=flag_setting(env, "PORTAL_HTTPS"),
         reply_retention_days=days_setting(env, "PORTAL_REPLY_RETENTION_DAYS", 30),
+        submissions_per_hour=int_setting(env, "PORTAL_SUBMISSIONS_PER_HOUR", 120),
+        uploads_per_hour=int_setting(env, "PORTAL_UPLOADS_PER_HOUR", 60),
+        thread_submissions_per_day=int_setting(env, "PORTAL_THREAD_SUBMISSIONS_PER_DAY", 10),
+        min_free_bytes=int_setting(env, "PORTAL_MIN_FREE_MB", 1024) * MiB,
+        tor_socks=env.get("PORTAL_TOR_SOCKS", "").strip(),
+        empty_thread_days=int_setting(env, "PORTAL_EMPTY_THREAD_DAYS", 180),
     )

@@ -112,6 +112,20 @@ from staff_fixtures import (  # noqa: E402
     staff_client,
 )
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of the staff app run on PostgreSQL only when marked ``both_databases``: most
+    check pages, cookies and headers, and each Argon2id login costs time."""
+    dropped = [
+        item for item in items
+        if "[postgresql" in item.nodeid and "staff_app" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("both_databases") is None
+    ]  # fmt: skip
+    if dropped:
+        items[:] = [item for item in items if item not in dropped]
+        config.hook.pytest_deselected(items=dropped)
+
+
 __all__ = [
     "account",
     "app",

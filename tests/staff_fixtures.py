@@ -95,8 +95,9 @@ def make_staff_app(data_dir: Path, clock: Clock, team_keys: Any) -> Iterator[Cal
 
 
 @pytest.fixture
-def staff_app(make_staff_app: Callable[..., Flask], sqlite_url: str) -> Flask:
-    return make_staff_app(sqlite_url)
+def staff_app(make_staff_app: Callable[..., Flask], database_url: str) -> Flask:
+    """The staff app on SQLite; on PostgreSQL too for tests marked ``both_databases``."""
+    return make_staff_app(database_url)
 
 
 @pytest.fixture

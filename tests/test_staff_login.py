@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 from staff_fixtures import (
@@ -33,6 +34,7 @@ def user_row(app, name="amina"):
 # Enrolment ---------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_enrol_then_log_out_and_in_again(staff_client, staff_app, pending, clock):
     response = enrol_form(staff_client, pending, clock)
     assert response.status_code == 302 and response.headers["Location"] == "/"
@@ -49,6 +51,7 @@ def test_enrol_then_log_out_and_in_again(staff_client, staff_app, pending, clock
     assert staff_client.get("/").status_code == 200
 
 
+@pytest.mark.both_databases
 def test_the_enrolment_secret_works_once(staff_client, staff_app, pending, clock):
     assert enrol_form(staff_client, pending, clock).status_code == 302
     clock.advance(TOTP_STEP)
@@ -123,6 +126,7 @@ def without_token(response: TestResponse) -> str:
     return CSRF.sub("", response.get_data(as_text=True))
 
 
+@pytest.mark.both_databases
 def test_a_used_code_is_refused(staff_app, account, clock):
     first = staff_app.test_client()
     assert sign_in(first, account, clock).status_code == 302
@@ -150,6 +154,7 @@ def test_codes_two_steps_away_are_refused(staff_client, account, clock):
         assert sign_in(staff_client, account, clock, code=code).status_code == 401
 
 
+@pytest.mark.both_databases
 def test_brute_force_meets_growing_delays_then_a_lockout(staff_app, account, clock):
     client = staff_app.test_client()
     waits = []
@@ -255,6 +260,7 @@ def test_a_session_ends_8_hours_after_login_however_busy(staff_app, account, clo
     assert client.get("/").status_code == 302
 
 
+@pytest.mark.both_databases
 def test_a_session_ends_when_the_account_is_removed_or_locked(staff_app, account, clock):
     client = signed_in_client(staff_app, account, clock)
     db = staff_app.extensions["portal.staff"].db
@@ -274,6 +280,7 @@ def test_logout(staff_app, account, clock):
     assert client.get("/").status_code == 302
 
 
+@pytest.mark.both_databases
 def test_a_copy_of_the_cookie_is_worthless_after_logout(staff_app, account, clock):
     client = signed_in_client(staff_app, account, clock)
     stolen = client.get_cookie("portal_staff").value
@@ -352,6 +359,7 @@ def test_pages_need_no_javascript_and_carry_the_strict_headers(staff_app, accoun
         assert page.headers["X-Content-Type-Options"] == "nosniff"
 
 
+@pytest.mark.both_databases
 def test_parallel_guesses_cannot_outrun_the_delays_or_the_lockout(
     staff_app, account, clock, monkeypatch
 ):

@@ -14,6 +14,7 @@ from flask import Flask, request
 from flask.logging import default_handler
 from flask.typing import ResponseReturnValue
 
+from portal import ratelimit
 from portal.config import PROJECT_ROOT, Config, from_env
 from portal.source import (
     assets,
@@ -64,6 +65,7 @@ def create_app(config: Config) -> Flask:
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.before_request(refuse_when_unavailable)
     limits.init(app, config.max_report_bytes)
+    ratelimit.init(app, config)
     security.init(app, config.https)
     i18n.init(app, config.translations_dir)
     errors.init(app)
