@@ -6,6 +6,7 @@ import * as receipt from './receipt.js';
 import { CryptoUnavailable, getBackend, selfTest, setBackend } from './backend.js';
 import { webCryptoBackend } from './backend-webcrypto.js';
 import { fromBase64, toBase64, toHex } from './bytes.js';
+import { createAttachmentSealer } from './attachment.js';
 
 /** Use WebCrypto if the page has it and it passes its known answers; resolves true if so. */
 async function useNative() {
@@ -35,6 +36,7 @@ self.PortalCrypto = Object.freeze({
   fingerprint: envelope.fingerprint,
   keyId: envelope.keyId,
   checkRecipients: envelope.checkRecipients,
+  attachment: Object.freeze({ create: createAttachmentSealer }),
   receipt: Object.freeze({
     generate: receipt.generate,
     normalize: receipt.normalize,
