@@ -26,12 +26,15 @@ from portal.source import (
     sealed,
     security,
     state,
+    uploads,
     views,
 )
 
 STATIC = PROJECT_ROOT / "portal" / "static"
 TEMPLATES = PROJECT_ROOT / "templates"
-SUBMISSION_ENDPOINTS = frozenset({"pages.form", "plain.submit", "sealed.submit"})
+SUBMISSION_ENDPOINTS = frozenset(
+    {"pages.form", "plain.submit", "sealed.submit", "uploads.create", "uploads.append"}
+)
 
 
 def refuse_when_unavailable() -> ResponseReturnValue | None:
@@ -39,6 +42,8 @@ def refuse_when_unavailable() -> ResponseReturnValue | None:
     reason = state.current().unavailable
     if reason is None or request.endpoint not in SUBMISSION_ENDPOINTS:
         return None
+    if request.blueprint == "uploads":
+        return uploads.answer(503, reason)
     if request.endpoint == "sealed.submit":
         return errors.respond(503, reason)
     return views.render_unavailable(i18n.translate(reason))
@@ -64,7 +69,7 @@ def create_app(config: Config) -> Flask:
     i18n.init(app, config.translations_dir)
     errors.init(app)
     app.context_processor(lambda: {"demo": current.demo, "unavailable": current.unavailable})
-    for blueprint in (views.bp, sealed.bp, plain.bp, replies.bp):
+    for blueprint in (views.bp, sealed.bp, plain.bp, replies.bp, uploads.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -17,7 +17,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 FORM = "application/x-www-form-urlencoded"
 OCTETS = "application/octet-stream"
 # One content type per endpoint; anything else is refused before it is parsed.
-CONTENT_TYPES = {"plain.submit": FORM, "sealed.submit": OCTETS}
+CONTENT_TYPES = {"plain.submit": FORM, "sealed.submit": OCTETS, "uploads.append": OCTETS}
 MAX_FORM_PARTS = 200  # far more than the form's fields and choices
 
 
