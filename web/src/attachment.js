@@ -27,31 +27,36 @@ export const PREFIX_SIZE = 16; // magic and S
 export const MAX_NAME = 1000; // code points
 export const MAX_MEDIA_TYPE = 255; // code points
 export const MAX_METADATA = 65536;
-export const DEFAULT_NAME = 'attachment';
+export const UNNAMED = 'unnamed';
 const STRIDE = CHUNK_SIZE + TAG_SIZE;
 const HASH_PLACEHOLDER = '0'.repeat(64);
 
-/** `text` with lone surrogates replaced by U+FFFD (as UTF-8 encoding would), cut to `max` code points. */
-function cleanText(text, max) {
-  const points = Array.from(String(text), (c) => {
-    const unit = c.charCodeAt(0);
-    return c.length === 1 && unit >= 0xd800 && unit <= 0xdfff ? '\ufffd' : c;
-  });
-  return points.slice(0, max).join('');
+const isLoneSurrogate = (c) => c.length === 1 && c.charCodeAt(0) >= 0xd800 && c.charCodeAt(0) <= 0xdfff;
+
+/** The name recorded: cut to 1000 code points, lone surrogates replaced by U+FFFD, "unnamed" if empty. */
+export function cleanName(name) {
+  const points = Array.from(String(name)).slice(0, MAX_NAME);
+  return points.map((c) => (isLoneSurrogate(c) ? '\ufffd' : c)).join('') || UNNAMED;
+}
+
+/** The media type recorded: "" when over 255 code points or not Unicode text (a cut type would name another). */
+export function cleanMediaType(type) {
+  const points = Array.from(String(type));
+  return points.length > MAX_MEDIA_TYPE || points.some(isLoneSurrogate) ? '' : points.join('');
 }
 
 /**
  * What the metadata says about `file` before it is read: a random id, the
- * browser's type and name (cut to their limits; an empty name becomes
- * "attachment") and the size.
+ * browser's type and name as portal/attachment.py's clean_media_type and
+ * clean_name record them, and the size.
  */
 export function describeFile(file, random = systemRandom) {
   const size = file.size;
   if (!Number.isSafeInteger(size) || size < 0) throw new RangeError('the file has no valid size');
   return {
     id: toHex(random(16)),
-    media_type: cleanText(file.type || '', MAX_MEDIA_TYPE),
-    name: cleanText(file.name || '', MAX_NAME) || DEFAULT_NAME,
+    media_type: cleanMediaType(file.type || ''),
+    name: cleanName(file.name || ''),
     size,
   };
 }

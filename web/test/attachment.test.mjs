@@ -177,15 +177,17 @@ describe('resuming', () => {
 });
 
 describe('metadata', () => {
-  test('names and types are cut to their limits, lone surrogates replaced, empty names named', () => {
+  test('names are cut to 1000 code points, lone surrogates replaced, empty names named; odd types dropped', () => {
     const rnd = (n) => new Uint8Array(n).fill(0xab);
-    const long = att.describeFile({ size: 3, name: '😀'.repeat(1200), type: 'x'.repeat(300) }, rnd);
+    const long = att.describeFile({ size: 3, name: '😀'.repeat(1200), type: 'x'.repeat(256) }, rnd);
     assert.equal(Array.from(long.name).length, 1000);
-    assert.equal(long.media_type.length, 255);
+    assert.equal(long.media_type, '');
     assert.equal(long.id, 'ab'.repeat(16));
-    const odd = att.describeFile({ size: 0, name: 'a\ud800b\udc00', type: '' }, rnd);
+    assert.equal(att.describeFile({ size: 3, name: 'a', type: 'é'.repeat(255) }, rnd).media_type, 'é'.repeat(255));
+    const odd = att.describeFile({ size: 0, name: 'a\ud800b\udc00', type: 'x/\udc00' }, rnd);
     assert.equal(odd.name, 'a\ufffdb\ufffd');
-    assert.equal(att.describeFile({ size: 0, name: '', type: '' }, rnd).name, 'attachment');
+    assert.equal(odd.media_type, '');
+    assert.equal(att.describeFile({ size: 0, name: '', type: '' }, rnd).name, 'unnamed');
   });
 
   test('the JSON is compact, sorted and unescaped like Python json.dumps', () => {
