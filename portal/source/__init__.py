@@ -69,6 +69,7 @@ def create_app(config: Config) -> Flask:
     i18n.init(app, config.translations_dir)
     errors.init(app)
     app.context_processor(lambda: {"demo": current.demo, "unavailable": current.unavailable})
+    app.context_processor(lambda: {"upload_limits": uploads.form_limits(config)})
     for blueprint in (views.bp, sealed.bp, plain.bp, replies.bp, uploads.bp):
         app.register_blueprint(blueprint)
     return app

@@ -20,6 +20,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal import quota, uploads
+from portal.config import Config
 from portal.report import N_
 from portal.source import state
 from portal.source.errors import CSRF_EXPIRED, MESSAGES
@@ -127,6 +128,17 @@ def http_error(err: HTTPException) -> Response:
         return answer(400, CSRF_EXPIRED)
     status = err.code or 500
     return answer(status, MESSAGES.get(status, MESSAGES[400 if status < 500 else 500]))
+
+
+def form_limits(config: Config) -> dict[str, int]:
+    """The limits the form states and its script checks before sending anything."""
+    return {
+        "max_files": config.max_files,
+        "max_file_bytes": config.max_file_bytes,
+        "max_total_bytes": config.max_attachments_bytes,
+        "max_file_mib": config.max_file_bytes >> 20,
+        "max_total_mib": config.max_attachments_bytes >> 20,
+    }
 
 
 def now() -> int:
