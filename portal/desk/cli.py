@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from portal.attachment import AttachmentError
 from portal.bundle import BundleError
 from portal.desk import commands
 from portal.desk.errors import DeskError
@@ -57,6 +58,10 @@ Commands:
               keygen, or a manifest (its active keys).
     decrypt   Decrypt INPUT with the secret key it was sealed to. Exits 0 only if
               all of it authenticated; otherwise no plaintext is written at all.
+              An attachment from the portal gives its file alone, written only
+              if its size and SHA-256 are right; with -o DIR (a directory) it is
+              named attachment-<id> plus a plain extension, never by the name
+              the sender gave, which is shown on standard error.
     inspect   Show what an envelope says about itself (sealing path, sizes, the
               key id of each recipient, named from --manifest) and check that it
               is complete. Needs no key.
@@ -82,7 +87,8 @@ Commands:
 
 Options:
     -o, --output OUTPUT  Write to OUTPUT (created with mode 0600, complete or not
-                         at all) instead of standard output.
+                         at all) instead of standard output; for decrypt, an
+                         existing directory (attachments only).
     --force              Replace OUTPUT if it already exists.
     --terminal           Let decrypt show plaintext on a terminal.
     --json               Make inspect print JSON.
@@ -118,13 +124,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "seal": commands.seal,
     "decrypt": commands.decrypt,
     "inspect": commands.inspect,
-    "import": lambda args: _casework().import_bundle(args),
+    "import": lambda args: _importing().import_bundle(args),
     "cases": lambda args: _casework().cases(args),
     "show": lambda args: _casework().show(args),
     "reply": lambda args: _replies().reply(args),
     "return": lambda args: _returns().write_return(args),
 }
-HINTED = (DeskError, EnvelopeError, KeyFileError, KeyManifestError, BundleError)
+HINTED = (DeskError, EnvelopeError, KeyFileError, KeyManifestError, BundleError, AttachmentError)
 
 
 class UsageError(Exception):
@@ -242,6 +248,13 @@ def _casework() -> Any:
     from portal.desk import casework
 
     return casework
+
+
+def _importing() -> Any:
+    """``portal-desk import``, imported only when used (it needs SQLAlchemy, never Flask)."""
+    from portal.desk import importing
+
+    return importing
 
 
 def _returns() -> Any:
