@@ -30,6 +30,35 @@ export const MAX_METADATA = 65536;
 export const UNNAMED = 'unnamed';
 const STRIDE = CHUNK_SIZE + TAG_SIZE;
 const HASH_PLACEHOLDER = '0'.repeat(64);
+const HASH_PIECE = 65536;
+const BUSY_MS = 40; // hashing longer than this without a pause would make the page stutter
+
+// The SHA-256 is pure JS (WebCrypto cannot hash in pieces); with the JIT off it
+// runs at about 0.5 to 1 MB/s, so it hands the page back every BUSY_MS for
+// clicks and repaints. A MessageChannel turn, unlike setTimeout, is not clamped.
+function yieldToPage() {
+  if (typeof MessageChannel !== 'function') return new Promise((resolve) => setTimeout(resolve, 0));
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+/** Feed `data` to `hasher` in pieces, pausing whenever it has kept the page busy too long. */
+async function hashInPieces(hasher, data) {
+  let since = Date.now();
+  for (let at = 0; at < data.length; at += HASH_PIECE) {
+    hasher.update(data.subarray(at, at + HASH_PIECE));
+    if (Date.now() - since > BUSY_MS) {
+      await yieldToPage();
+      since = Date.now();
+    }
+  }
+}
 
 const isLoneSurrogate = (c) => c.length === 1 && c.charCodeAt(0) >= 0xd800 && c.charCodeAt(0) <= 0xdfff;
 
@@ -142,7 +171,7 @@ export async function createAttachmentSealer(file, recipients, options = {}) {
     const f1 = Math.min(Math.max(c0 + out.length - PREFIX_SIZE, 0), size);
     const data = await readSlice(file, f0, f1);
     if (f1 > hashed) {
-      hasher.update(data.subarray(hashed - f0));
+      await hashInPieces(hasher, data.subarray(hashed - f0));
       hashed = f1;
     }
     if (hashed === size && !digest) {

@@ -9,9 +9,9 @@
 // the files no longer chosen; Cancel deletes all of them.
 
 import { UploadCancelled, UploadFailed, createUpload } from './upload.js';
-import { createUploadView, fill, uploadMessages } from './upload-ui.js';
+import { createUploadView, fill, formatBytes, uploadMessages } from './upload-ui.js';
 
-export const MAX_FILES = 64;
+export const MAX_FILES = 64; // the report document lists at most 64
 
 /** A sentence for the submitter (already translated). */
 export class AttachmentProblem extends Error {}
@@ -46,6 +46,27 @@ function request(url, method, csrf) {
   });
 }
 
+function limit(value, fallback) {
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
+}
+
+/** Refuse, before anything is sent, what the server's limits (the input's data-max-*) would. */
+function checkLimits(files, limits, msg) {
+  const lang = document.documentElement.lang || undefined;
+  const maxFiles = Math.min(limit(limits.maxFiles, MAX_FILES), MAX_FILES);
+  if (files.length > maxFiles) throw new AttachmentProblem(fill(msg.tooMany, { max: maxFiles }));
+  const perFile = limit(limits.maxFileBytes, Infinity);
+  const big = files.find((f) => f.size > perFile);
+  if (big) {
+    throw new AttachmentProblem(fill(msg.tooLarge, { name: big.name, max: formatBytes(perFile, lang) }));
+  }
+  const total = limit(limits.maxTotalBytes, Infinity);
+  if (files.reduce((n, f) => n + f.size, 0) > total) {
+    throw new AttachmentProblem(fill(msg.tooMuch, { max: formatBytes(total, lang) }));
+  }
+}
+
 /**
  * The attachments of one form. `send(pc, recipients, csrf)` resolves to
  * `[{token, metadata}]` in the chosen order once every upload is complete, or
@@ -53,7 +74,9 @@ function request(url, method, csrf) {
  */
 export function formAttachments(form) {
   const msg = uploadMessages();
-  const url = (form.dataset && form.dataset.uploadUrl) || '/uploads';
+  const input = form.querySelector('#attachment-files');
+  const limits = (input && input.dataset) || {};
+  const url = limits.uploadsUrl || '/uploads';
   const kept = new Map(); // File -> {sealer, token}
   let csrfToken = '';
 
@@ -63,7 +86,6 @@ export function formAttachments(form) {
     if (entry && entry.token) request(`${url}/${entry.token}`, 'DELETE', csrfToken).catch(() => {});
   };
 
-  const input = form.querySelector('#attachment-files');
   if (input) {
     input.addEventListener('change', () => {
       const now = new Set(chosenFiles(form));
@@ -113,7 +135,7 @@ export function formAttachments(form) {
       div.hidden = true;
       return [];
     }
-    if (files.length > MAX_FILES) throw new AttachmentProblem(fill(msg.tooMany, { max: MAX_FILES }));
+    checkLimits(files, limits, msg);
     const control = { current: null, cancelled: false };
     const view = createUploadView(div, files, msg, {
       pause: () => control.current && control.current.pause(),

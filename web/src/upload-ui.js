@@ -25,6 +25,8 @@ export const DEFAULTS = {
   changed: 'A file changed on your device while it was being sent, so nothing was sent. Choose the files again and send the report again.',
   failed: 'A file could not be sent, so the report was not sent. Try again later.',
   tooMany: 'You can attach at most {max} files to one report. Remove some and send the report again.',
+  tooLarge: 'The file {name} is larger than this portal accepts ({max}), so nothing was sent. Remove it, or split it into parts, and send the report again.',
+  tooMuch: 'Together the files are larger than this portal accepts ({max} in all), so nothing was sent. Remove some and send the report again.',
 };
 
 /** The translated sentences: #upload-strings, then #upload-progress, then the defaults. */

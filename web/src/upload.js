@@ -212,11 +212,28 @@ export function createUpload(source, options) {
     await create();
   }
 
+  // The next range is sealed while the current one is on the wire, so reading,
+  // hashing and sealing (slow with the JIT off) overlap the network.
+  let ahead = null; // {offset, end, bytes: Promise}
+
+  function sealRange(start) {
+    if (ahead && ahead.offset === start) {
+      const got = ahead;
+      ahead = null;
+      return got;
+    }
+    const end = source.rangeEnd(start, maxChunk);
+    const bytes = source.bytes(start, end - start);
+    bytes.catch(() => {}); // a range sealed ahead and never used must not report an error
+    return { offset: start, end, bytes };
+  }
+
   /** Send the next range; returns normally, or throws Dropped to have the offset asked for. */
   async function sendNext() {
     const start = state.offset;
-    const end = source.rangeEnd(start, maxChunk);
-    const body = await source.bytes(start, end - start);
+    const { end, bytes } = sealRange(start);
+    const body = await bytes;
+    if (end < length) ahead = sealRange(end);
     highest = Math.max(highest, end);
     stats.bytesSent += body.length;
     const response = await request('PATCH', `${base}/${state.token}`, {
