@@ -21,15 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from flask import Flask
 from nacl.public import PrivateKey
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from portal import attachment, bundle, envelope, report, returnbundle
+from portal import attachment, bundle, envelope, report, returnbundle, storage
 from portal.attachment import Encoder, Metadata
 from portal.desk.casestore import STORE_FILE, Attachment, Item
 from portal.desk.cli import main
 from portal.envelope import SealPath
+from portal.export import export_to
+from portal.models import SealedBy
 
 if TYPE_CHECKING:
     from conftest import DeskKey
@@ -674,3 +677,45 @@ def test_a_report_with_a_malformed_attachment_list_is_flagged(
     assert_error(result, "its list of attachments is not usable")
     shown = desk("show", "--store", store, thread.thread_id).out.decode()
     assert "WARNING" in shown
+
+
+# --- from the server's storage to the desk --------------------------------------------
+
+
+def test_attachments_stored_by_the_server_reach_the_desk_whole(
+    app: Flask, desk: Desk, desk_keys: tuple[DeskKey, ...], tmp_path: Path
+) -> None:
+    """``storage.store`` with staged attachments, ``export_to``, then the real import and return,
+    on SQLite and on PostgreSQL."""
+    state = app.extensions["portal.source"]
+    keys = [k.recipient.public_key for k in desk_keys[:2]]
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    files, staged, metas = {}, [], []
+    for n, size in enumerate((0, 65_536 - 16, 400_001)):
+        data = os.urandom(size)
+        sealed, meta = seal_file(keys, data, name=f"file {n}.BIN", path=SealPath.BROWSER)
+        (staging / f"{n}.env").write_bytes(sealed)
+        header = envelope.parse_header(sealed)
+        staged.append(storage.Staged(staging / f"{n}.env", header, SealedBy.BROWSER))
+        files[meta.id] = data
+        metas.append(meta)
+    thread = Thread.new()
+    document = report.document(FIELDS, thread.reply, "browser", metas)
+    sealed = envelope.seal(json.dumps(document).encode(), keys, SealPath.BROWSER)
+    incoming = storage.Incoming(
+        sealed, envelope.parse_header(sealed), os.urandom(32), thread.reply, SealedBy.BROWSER
+    )
+    storage.store(state.db, state.config.data_dir, incoming, DAY, staged)
+    path = tmp_path / "export.tar"
+    with path.open("wb") as out:
+        exported = export_to(state.db, state.config.data_dir, out, DAY)
+    assert len(exported) == 4
+    store = tmp_path / "store"
+    result = import_(desk, store, path, desk_keys)
+    assert result.code == 0, result.err
+    written = {p.name: digest(p.read_bytes()) for p in store.glob("*/attachment-*")}
+    assert written == {f"attachment-{m.id}.bin": digest(files[m.id]) for m in metas}
+    assert desk("return", "--store", store, "-o", tmp_path / "r.tar").code == 0
+    acks = returnbundle.parse((tmp_path / "r.tar").read_bytes()).acknowledgements
+    assert sorted((a.id, a.sha256) for a in acks) == sorted((i.id, i.sha256) for i in exported)
