@@ -30,6 +30,7 @@ from portal import attachment, bundle, envelope, report, returnbundle, storage
 from portal.attachment import Encoder, Metadata
 from portal.desk.casestore import STORE_FILE, Attachment, Item
 from portal.desk.cli import main
+from portal.desk.contents import Content, TooLarge
 from portal.envelope import SealPath
 from portal.export import export_to
 from portal.models import SealedBy
@@ -719,3 +720,43 @@ def test_attachments_stored_by_the_server_reach_the_desk_whole(
     assert desk("return", "--store", store, "-o", tmp_path / "r.tar").code == 0
     acks = returnbundle.parse((tmp_path / "r.tar").read_bytes()).acknowledgements
     assert sorted((a.id, a.sha256) for a in acks) == sorted((i.id, i.sha256) for i in exported)
+
+
+# --- telling a report from an attachment ----------------------------------------------
+
+
+def header_for(path: SealPath) -> envelope.Header:
+    return envelope.Header(1, path, 65536, (bytes(16),), 160)
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 8, 100_000])
+def test_the_kind_is_decided_on_the_first_eight_bytes_however_they_arrive(step: int) -> None:
+    data = os.urandom(5000)
+    encoder = Encoder(io.BytesIO(data), len(data), name="a", media_type="")
+    content_bytes = b"".join(encoder)
+    report_out, file_out = io.BytesIO(), io.BytesIO()
+    sink = Content.for_header(header_for(SealPath.SERVER), lambda: report_out, lambda: file_out)
+    for at in range(0, len(content_bytes), step):
+        sink.write(memoryview(content_bytes)[at : at + step])
+    assert sink.finish() == encoder.metadata
+    assert file_out.getvalue() == data and report_out.getvalue() == b""
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b"UNRPFIL", b'{"type":"reprisal-report"}'])
+def test_short_or_other_contents_are_reports(data: bytes) -> None:
+    out = io.BytesIO()
+    sink = Content.for_header(header_for(SealPath.BROWSER), lambda: out, lambda: None)
+    sink.write(data)
+    assert sink.finish() is None and out.getvalue() == data
+
+
+def test_desk_sealed_contents_and_long_reports() -> None:
+    out = io.BytesIO()
+    raw = attachment.MAGIC + b"\x00" * 20
+    sink = Content.for_header(header_for(SealPath.DESK), lambda: out, lambda: None)
+    sink.write(raw)
+    assert sink.finish() is None and out.getvalue() == raw
+    capped = Content(lambda: io.BytesIO(), lambda: None, report_limit=10)
+    capped.write(b"{" * 10)
+    with pytest.raises(TooLarge):
+        capped.write(b"x")

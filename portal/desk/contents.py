@@ -65,10 +65,6 @@ class Content:
         """This sink typed as the binary stream ``envelope.open_stream`` expects."""
         return cast(BinaryIO, self)
 
-    @property
-    def is_attachment(self) -> bool:
-        return self._decoder is not None
-
     def write(self, data: bytes | bytearray | memoryview) -> int:
         size = len(data)
         if self._kind is None:
