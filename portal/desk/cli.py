@@ -67,13 +67,18 @@ Commands:
               is complete. Needs no key.
     import    Check an export bundle from the staff interface, decrypt every
               report in it and keep it in the case store in DIR (created with
-              mode 0700). Importing a bundle twice changes nothing. Exits 0
-              only if every item opened and is a valid report; each failure is
-              listed, and failed items are not acknowledged to the server. Give
-              one --passphrase-file for all keys, or one per --secret-key.
+              mode 0700), and write every attachment into its case's folder,
+              DIR/<case>/attachment-<id>, once its SHA-256 is right. Importing
+              a bundle twice changes nothing. Exits 0 only if every item opened
+              and is a valid report or attachment, and no attachment a report
+              lists is missing or different; each failure is listed, and failed
+              items are not acknowledged to the server. Give one
+              --passphrase-file for all keys, or one per --secret-key.
     cases     List the cases in the store: first day, country, consent to
-              publication, urgency, number of items, acts.
-    show      Print every item of case ID (or a unique start of it) as text.
+              publication, urgency, number of items and of attachment files,
+              attachments missing, acts.
+    show      Print every item of case ID (or a unique start of it) as text,
+              with the path of each attachment.
     reply     Seal a reply (at most 20,000 characters of plain text) to the
               submitter of case ID, with the reply key from their own report,
               and to the team's keys in each PUBLIC file, so the desk can read
