@@ -223,6 +223,9 @@ def append(
         _lock(fh, at)
         with db.session() as session:  # again, now that no other request can write
             _check_chunk(_find(session, token, now), at, size)
+        if os.fstat(fh.fileno()).st_size < at:  # acknowledged bytes are gone: it cannot go on
+            _remove(db, data_dir, upload_id)
+            raise Rejected("damaged")
         fh.truncate(at)  # bytes past the committed offset were never acknowledged
         fh.seek(at)
         _write_chunk(fh, at, read, size)

@@ -59,7 +59,7 @@ def new_upload(client: FlaskClient, length: int, csrf: str) -> str:
 
 
 def send(client: FlaskClient, body: bytes, csrf: str, chunk: int = MAX_CHUNK) -> str:
-    """Upload ``body`` whole, ``chunk`` bytes at a time; returns the token of the complete upload."""
+    """Upload ``body`` whole, ``chunk`` bytes at a time; returns the complete upload's token."""
     token = new_upload(client, len(body), csrf)
     for at in range(0, len(body), chunk):
         response = patch(client, token, at, body[at : at + chunk], csrf)
