@@ -215,6 +215,9 @@ def store(
         raise StorageError(f"cannot write the envelope file: {err.strerror}") from None
     try:
         moved = place(data_dir, [a.source for a in attachments], day)
+    except FileNotFoundError:
+        _discard(path)
+        raise UploadsGone("an upload to attach is gone") from None
     except OSError as err:
         _discard(path)
         raise StorageError(f"cannot move an attachment: {err.strerror}") from None
