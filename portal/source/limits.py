@@ -35,6 +35,7 @@ CONTENT_TYPES = {
     "uploads.append": (OCTETS,),
 }
 MAX_FORM_PARTS = 200  # far more than the form's fields and choices
+FIELD_OVERHEAD = 512  # a text part's boundary and headers
 QUOTA_FULL = N_(
     "The portal's storage is full at the moment, so it cannot accept these files, and nothing"
     " was stored. Try again in a day or two, or send smaller files."
@@ -88,7 +89,8 @@ def plain_limits(config: Config) -> PlainLimits:
         file_bytes=config.max_file_bytes,
         total_bytes=config.max_attachments_bytes,
     )
-    body = config.max_report_bytes + config.max_attachments_bytes + parts * multipart.PART_OVERHEAD
+    overhead = config.max_files * multipart.PART_OVERHEAD + MAX_FORM_PARTS * FIELD_OVERHEAD
+    body = config.max_report_bytes + config.max_attachments_bytes + overhead
     return PlainLimits(body, form)
 
 
