@@ -17,6 +17,7 @@ import stat
 import pytest
 from source_fixtures import csrf_token, snapshot
 from sqlalchemy import create_engine, select
+from test_source_i18n import pseudo_client, translations
 from uploads_helpers import (
     _empty_uploads,
     attachment_envelope,
@@ -31,7 +32,7 @@ from portal import envelope, quota, uploads
 from portal.envelope import SealPath
 from portal.models import Upload
 
-__all__ = ["_empty_uploads"]
+__all__ = ["_empty_uploads", "pseudo_client", "translations"]
 
 CHUNK = uploads.MAX_CHUNK
 
@@ -418,3 +419,16 @@ def test_without_keys_uploads_are_refused_but_can_be_deleted(make_app, database_
     assert client.delete(f"/uploads/{token}", headers={"X-CSRF-Token": csrf}).status_code == 204
     for app in (good, broken):
         app.extensions["portal.source"].db.dispose()
+
+
+def test_upload_errors_are_translated(pseudo_client, team_keys):
+    csrf = csrf_token(pseudo_client)
+    assert start(pseudo_client, "x", csrf).get_json()["error"].startswith("⟦The file could not")
+    body, _ = attachment_envelope(team_keys)
+    token = new_upload(pseudo_client, len(body), csrf)
+    for response in (
+        patch(pseudo_client, token, 5, body[:10], csrf),
+        pseudo_client.get(f"/uploads/{'0' * 64}"),
+        start(pseudo_client, len(body), "forged"),
+    ):
+        assert response.get_json()["error"].startswith("⟦"), response.get_json()
