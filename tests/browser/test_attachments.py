@@ -387,3 +387,35 @@ def test_files_without_javascript_are_sealed_by_the_server_after_consent(
     page.click('#report-form button[type="submit"]:visible')
     assert RECEIPT.search(page.inner_text("body")), "no receipt on the confirmation page"
     check_stored(server, marker, files, "server")
+
+
+def test_hostile_file_names_are_sealed_as_text_and_cut_to_1000_characters(
+    server: Server, browser_for: Any
+) -> None:
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    names = [f"../../{marker}/../passwd", f"ctl\x01\x1f\x7f{marker}\u202e.txt", marker + "n" * 5000]
+    payloads = [
+        {"name": name, "mimeType": "application/x-test", "buffer": f"{n} {marker}".encode() * 999}
+        for n, name in enumerate(names)
+    ]
+    page = browser_for("normal").new_page()
+    requests = Requests(page)
+    page.goto(f"{server.url}/report")
+    fill(page, expected_fields(marker))
+    page.set_input_files("#attachment-files", payloads)
+    chosen = page.evaluate(
+        "Array.from(document.getElementById('attachment-files').files, (f) => f.name)"
+    )
+    page.click('#report-form button[type="submit"]:visible')
+    receipt_shown(page)
+    requests.assert_clean(marker)
+    report, files = open_stored(server)
+    listed = report["attachments"]
+    assert [e["name"] for e in listed] == [attachment.clean_name(n) for n in chosen]
+    assert len(listed[2]["name"]) == 1000
+    for entry, payload in zip(listed, payloads, strict=True):
+        meta, data = files[entry["id"]]
+        assert data == payload["buffer"]
+        assert meta.media_type == "application/x-test"
+        assert attachment.file_name(meta).startswith("attachment-")
+    assert_no_trace(server, marker)
