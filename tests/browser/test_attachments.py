@@ -4,8 +4,8 @@ Each test puts a unique marker in every file's bytes and name, then checks:
 no request carried it (JavaScript modes: the browser sealed the files); the
 database, the data directory and the server's log hold it nowhere (every
 mode); and what was stored opens with the team's key (``envelope.open_stream``
-and ``portal.attachment.decode``, the desk's own code) to every file, byte for
-byte, listed in the report in the order chosen. Connections are cut with
+and ``portal.attachment.decode``, and ``portal-desk decrypt`` itself) to every
+file, byte for byte, listed in the report in the order chosen. Connections are cut with
 ``page.route`` (requests aborted before the server sees them, and answers
 dropped after it acted), and the server is stopped and started again on the
 same port and data directory in the middle of an upload.
@@ -61,7 +61,7 @@ def make_files(folder: Path, marker: str, sizes: list[int]) -> list[Path]:
     return files
 
 
-Opened = dict[str, tuple[attachment.Metadata, bytes]]
+Opened = dict[str, tuple[attachment.Metadata, bytes, Path]]
 
 
 def open_stored(server: Server) -> tuple[dict[str, Any], Opened]:
@@ -78,7 +78,7 @@ def open_stored(server: Server) -> tuple[dict[str, Any], Opened]:
         if is_attachment:
             with plain.open("rb") as src, out.open("wb") as dst:
                 meta = attachment.decode(src, dst)
-            files[meta.id] = (meta, out.read_bytes())
+            files[meta.id] = (meta, out.read_bytes(), path)
         else:
             assert report is None, "two reports stored"
             report = json.loads(plain.read_bytes())
@@ -96,12 +96,26 @@ def check_stored(server: Server, marker: str, chosen: list[Path], sealed_by: str
     assert [entry["name"] for entry in listed] == [p.name for p in chosen]
     assert len(files) == len(chosen)
     for entry, path in zip(listed, chosen, strict=True):
-        meta, data = files[entry["id"]]
+        meta, data, stored = files[entry["id"]]
         assert data == path.read_bytes(), f"{path.name} differs"
         assert meta.listing() == entry
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
         assert entry["size"] == len(data)
+        assert desk_decrypt(server, stored) == data
     assert_no_trace(server, marker)
+
+
+def desk_decrypt(server: Server, path: Path) -> bytes:
+    """What `portal-desk decrypt` writes for an attachment envelope: the file alone."""
+    out = server.data_dir.parent / "desk-file.bin"
+    subprocess.run(
+        [BIN / "portal-desk", "decrypt", "--secret-key", server.team.key_file,
+         "--passphrase-file", server.team.passphrase_file, "-o", out, path],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    data = out.read_bytes()
+    out.unlink()
+    return data
 
 
 class Requests:
@@ -414,7 +428,7 @@ def test_hostile_file_names_are_sealed_as_text_and_cut_to_1000_characters(
     assert [e["name"] for e in listed] == [attachment.clean_name(n) for n in chosen]
     assert len(listed[2]["name"]) == 1000
     for entry, payload in zip(listed, payloads, strict=True):
-        meta, data = files[entry["id"]]
+        meta, data, _ = files[entry["id"]]
         assert data == payload["buffer"]
         assert meta.media_type == "application/x-test"
         assert attachment.file_name(meta).startswith("attachment-")

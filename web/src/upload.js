@@ -11,13 +11,16 @@
 //   error, a timeout, a 5xx or a 409 the client asks GET /uploads/<token> for
 //   the committed offset, waiting longer each time (1 s, 2 s, ... 30 s), and
 //   goes on from there: the source seals the chunks from that offset again;
+//   after a timeout the requests are made smaller (down to one chunk), so a
+//   very slow circuit still gets each one through;
 // - 404 (expired or unknown upload) starts a new upload from zero, a few times;
 // - pause() aborts the request in flight; resume() asks for the offset first;
 //   cancel() stops and sends DELETE.
 
 const MAX_CHUNK = 16 * (65536 + 16); // 16 envelope chunks, as the server announces
 const DELAYS = [1000, 2000, 4000, 8000, 15000, 30000];
-const REQUEST_TIMEOUT = 120000; // a request that makes no answer in 2 minutes is dropped
+const REQUEST_TIMEOUT = 180000; // a request that makes no answer in 3 minutes is dropped
+const MIN_REQUEST = 65536 + 16; // one envelope chunk
 const RESTARTS = 3;
 
 /** A final refusal: `message` is the server's (already translated) or null. */
@@ -99,7 +102,10 @@ export function createUpload(source, options) {
     if (state.cancelled) throw new UploadCancelled();
     inflight = new AbortController();
     const controller = inflight;
-    const timer = setTimeout(() => controller.abort(), timeout);
+    const timer = setTimeout(() => {
+      controller.abort();
+      if (method === 'PATCH') maxChunk = Math.max(MIN_REQUEST, Math.floor(maxChunk / 2));
+    }, timeout);
     stats.requests += 1;
     try {
       return await fetchFn(url, {

@@ -19,9 +19,9 @@ function json(status, body) {
 
 /**
  * The server side of the protocol, in memory. `faults` is a list of functions
- * (request) => undefined | 'network' | 'lost' | 'refuse' | Response-like, consulted
+ * (request) => undefined | 'network' | 'lost' | 'hang' | Response-like, consulted
  * for each request in turn: 'network' fails before the server sees it,
- * 'lost' lets the server act and then drops the answer.
+ * 'lost' lets the server act and then drops the answer, 'hang' never answers.
  */
 class FakeServer {
   constructor(faults = []) {
@@ -38,6 +38,12 @@ class FakeServer {
     const fault = this.faults.length ? this.faults.shift()(request, this) : undefined;
     if (init.signal && init.signal.aborted) throw new DOMException('aborted', 'AbortError');
     if (fault === 'network') throw new TypeError('Failed to fetch');
+    if (fault === 'hang') {
+      // Never answered: only the client's own timeout ends it.
+      return new Promise((resolve, reject) => {
+        init.signal.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+      });
+    }
     if (fault && fault !== 'lost') return fault;
     const answer = this.handle(request);
     if (fault === 'lost') throw new TypeError('Failed to fetch');
@@ -83,7 +89,7 @@ function fileOf(chunks, extra = 123) {
   return new File([data], 'recording.ogg', { type: 'audio/ogg' });
 }
 
-async function setup(faults, chunks = 50) {
+async function setup(faults, chunks = 50, extra = {}) {
   const file = fileOf(chunks);
   const sealer = await createAttachmentSealer(file, [key.publicKey]);
   const server = new FakeServer(faults);
@@ -95,6 +101,7 @@ async function setup(faults, chunks = 50) {
     sleep: async (ms) => sleeps.push(ms),
     onConnection: (up) => events.push(up ? 'back' : 'lost'),
     onProgress: ({ offset, length }) => events.push(`${offset}/${length}`),
+    ...extra,
   });
   return { file, sealer, server, upload, events, sleeps };
 }
@@ -213,6 +220,16 @@ describe('the upload client', () => {
     await assertStored(ctx, token);
     assert.equal(ctx.server.log[before].method, 'GET');
     assert.ok(!ctx.events.includes('lost'));
+  });
+
+  test('a request that times out is dropped, and the next ones are smaller', async () => {
+    const ctx = await setup(at(2, () => 'hang'), 50, { timeout: 200 });
+    const token = await ctx.upload.run();
+    await assertStored(ctx, token);
+    const sizes = ctx.server.log.filter((r) => r.method === 'PATCH').map((r) => r.size);
+    assert.ok(sizes[1] > MAX_CHUNK / 2, String(sizes));
+    assert.ok(sizes.slice(2, -1).every((n) => n <= MAX_CHUNK / 2), String(sizes));
+    assert.ok(ctx.events.includes('lost'));
   });
 
   test('cancel stops the upload and deletes it on the server', async () => {
