@@ -300,8 +300,10 @@ def test_the_quota_refuses_files_before_reading_them(make_app, database_url):
     app.extensions["portal.source"].db.dispose()
 
 
-def test_a_nearly_full_disk_refuses_files_before_reading_them(make_app, sqlite_url, data_dir):
-    app = make_app(sqlite_url, min_free_bytes=max(0, quota.free_bytes(data_dir) - (1 << 20)))
+def test_a_nearly_full_disk_refuses_files_before_reading_them(make_app, sqlite_url,
+                                                              monkeypatch):  # fmt: skip
+    monkeypatch.setattr(quota, "free_bytes", lambda _path: 1025 << 20)  # a nearly full disk
+    app = make_app(sqlite_url)
     client = app.test_client()
     content_type, body = form_body(client, [("a.bin", os.urandom(1 << 20), "")])
     response = client.post("/report/plain", input_stream=io.BytesIO(body),
