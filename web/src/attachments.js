@@ -119,6 +119,7 @@ export function formAttachments(form) {
       });
       control.current = upload;
       if (control.cancelled) upload.cancel();
+      if (control.paused) upload.pause(); // Pause pressed between two files stays pressed
       entry.token = await upload.run();
       control.current = null;
     }
@@ -136,10 +137,16 @@ export function formAttachments(form) {
       return [];
     }
     checkLimits(files, limits, msg);
-    const control = { current: null, cancelled: false };
+    const control = { current: null, cancelled: false, paused: false };
     const view = createUploadView(div, files, msg, {
-      pause: () => control.current && control.current.pause(),
-      resume: () => control.current && control.current.resume(),
+      pause: () => {
+        control.paused = true;
+        if (control.current) control.current.pause();
+      },
+      resume: () => {
+        control.paused = false;
+        if (control.current) control.current.resume();
+      },
       cancel: () => {
         control.cancelled = true;
         if (control.current) control.current.cancel();
