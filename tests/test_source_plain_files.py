@@ -355,3 +355,14 @@ def test_a_failing_disk_while_sealing_keeps_nothing(sqlite_app, sqlite_client, m
     assert response.status_code == 507
     assert "disk is nearly full" in response.get_data(as_text=True)
     nothing_kept(sqlite_app)
+
+
+def test_a_text_field_after_a_file_is_refused(sqlite_app, sqlite_client):
+    content_type, body = form_body(sqlite_client, [("a.bin", b"data", "")])
+    boundary = content_type.split("boundary=")[1].encode()
+    extra = (b'--' + boundary + b'\r\nContent-Disposition: form-data; name="account"\r\n\r\n'
+             b"changed after the check\r\n--" + boundary + b"--\r\n")  # fmt: skip
+    body = body[: body.rindex(b"--" + boundary + b"--")] + extra
+    response = sqlite_client.post("/report/plain", data=body, content_type=content_type)
+    assert response.status_code == 400
+    nothing_kept(sqlite_app)

@@ -104,6 +104,8 @@ class StreamingForm:
         sink: spool.Spool | None = None
         for event in self._events():
             if isinstance(event, Field):
+                if self.received.gated:  # the answers were checked already: no more may come
+                    raise BadRequest("a text field after a file")
                 part, pieces = event, []
             elif isinstance(event, File):
                 self._open_gate(gate)
