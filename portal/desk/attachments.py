@@ -216,6 +216,19 @@ def match(case: Case) -> Matching:
     return Matching(tuple(files), missing)
 
 
+def with_attachments(db: Session, threads: set[str]) -> list[str]:
+    """Those of ``threads`` whose case has attachment files or a report that lists some
+    (two queries, so that a bundle of reports alone costs nothing more)."""
+    files = set(db.scalars(select(Attachment.thread_id).distinct()))
+    # The key is unescaped only as a member name: inside a text, JSON escapes its quotes.
+    listing = db.scalars(
+        select(Item.thread_id)
+        .where(Item.status == OPENED, Item.document.contains('"attachments"'))
+        .distinct()
+    )
+    return sorted((files | {t for t in listing if t is not None}) & threads)
+
+
 def case_problems(case: Case | None) -> list[tuple[str, str]]:
     """An error and a hint for each file that is unexpected or different, and each missing."""
     if case is None:

@@ -45,6 +45,7 @@ from portal.desk.attachments import (
     case_problems,
     fill_item,
     store_attachment,
+    with_attachments,
 )
 from portal.desk.casestore import FAILED, OPENED, Case, Item, open_store, session
 from portal.desk.contents import Content, TooLarge, plain
@@ -84,7 +85,7 @@ def import_bundle(args: Namespace) -> int:
             job = _Job(Path(args.store), opened, identities, dt.datetime.now(dt.UTC).date())
             outcomes = job.run(engine)
             with session(engine) as db:
-                threads = sorted({item.thread_id for item in opened.items})
+                threads = with_attachments(db, {item.thread_id for item in opened.items})
                 problems = [p for t in threads for p in case_problems(db.get(Case, t))]
         finally:
             engine.dispose()
