@@ -103,10 +103,22 @@ def server(folder: Path, keys: Path) -> Iterator[Server]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(log.read_text())
             time.sleep(0.05)
+        wait_for_port(port, deadline)  # the message comes just before the socket is bound
         yield Server(port, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def wait_for_port(port: int, deadline: float) -> None:
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def memory(pid: int, field: str) -> float:
