@@ -366,3 +366,33 @@ def test_a_text_field_after_a_file_is_refused(sqlite_app, sqlite_client):
     response = sqlite_client.post("/report/plain", data=body, content_type=content_type)
     assert response.status_code == 400
     nothing_kept(sqlite_app)
+
+
+def test_portal_desk_decrypt_opens_a_file_sealed_without_javascript(
+    app, client, database_url, desk_keys, tmp_path
+):
+    import subprocess
+    import sys
+
+    content = os.urandom(150_000)
+    response = post_files(client, [("../../évidence\x01.png", content, "image/png")])
+    assert response.status_code == 200
+    data_dir = app.extensions["portal.source"].config.data_dir
+    found = []
+    for row in rows(database_url)["submissions"]:
+        out = tmp_path / f"out-{row['id']}"
+        out.mkdir()
+        proc = subprocess.run(
+            [Path(sys.executable).parent / "portal-desk", "decrypt", "--secret-key",
+             desk_keys[0].secret_file, "--passphrase-file", desk_keys[0].passphrase_file, "-o",
+             out, storage.envelope_path(data_dir, row["id"])],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if "holds a report" in proc.stderr:
+            continue  # the report itself: -o takes a file name for it
+        assert proc.returncode == 0, proc.stderr
+        assert "SHA-256 verified" in proc.stderr
+        found += [p for p in out.iterdir()]
+    files = [p for p in found if p.read_bytes() == content]
+    assert len(files) == 1 and files[0].parent.name.startswith("out-")
+    assert ".." not in files[0].name and "\x01" not in files[0].name
