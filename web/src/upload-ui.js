@@ -102,10 +102,16 @@ export function createUploadView(container, files, msg, handlers, now = () => Da
   container.hidden = false;
   const intro = el('p', 'upload-intro', msg.uploading);
   const list = el('ul', 'upload-list');
-  const rows = files.map((file) => {
+  // The figures change several times a second: not read out one by one (the
+  // container is a polite live region); each bar carries its file's name, and
+  // the notice below is its own status region for the connection messages.
+  list.setAttribute('aria-live', 'off');
+  const rows = files.map((file, index) => {
     const item = el('li', 'upload-item');
     const name = el('span', 'upload-name', file.name);
+    name.id = `upload-name-${index}`;
     const bar = el('progress', 'upload-bar');
+    bar.setAttribute('aria-labelledby', name.id);
     bar.max = 1;
     bar.value = 0;
     const figures = el('span', 'upload-figures', msg.waiting);
