@@ -433,3 +433,36 @@ def test_hostile_file_names_are_sealed_as_text_and_cut_to_1000_characters(
         assert meta.media_type == "application/x-test"
         assert attachment.file_name(meta).startswith("attachment-")
     assert_no_trace(server, marker)
+
+
+def test_a_report_that_fails_after_its_uploads_is_sent_again_without_uploading_again(
+    server: Server, browser_for: Any, tmp_path: Path
+) -> None:
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    files = make_files(tmp_path / "files", marker, [2 * MiB, 100_000])
+    page = browser_for("normal").new_page()
+    requests = Requests(page)
+    reports: list[str] = []
+
+    def drop_first_report(route: Route) -> None:
+        reports.append(route.request.headers.get("x-attachments", ""))
+        if len(reports) == 1:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/report/sealed", drop_first_report)
+    page.goto(f"{server.url}/report")
+    fill(page, expected_fields(marker))
+    page.set_input_files("#attachment-files", [str(p) for p in files])
+    page.click('#report-form button[type="submit"]:visible')
+    alert = page.locator("[data-form-alert]")
+    alert.wait_for(state="visible", timeout=120_000)
+    patches = requests.patches()
+    assert len(reports) == 1 and len(reports[0].split(" ")) == 2
+    page.click('#report-form button[type="submit"]:visible')
+    receipt_shown(page)
+    assert requests.patches() == patches, "the files were uploaded again"
+    assert reports[1] == reports[0], "the same uploads are attached"
+    requests.assert_clean(marker)
+    check_stored(server, marker, files, "browser")
