@@ -79,6 +79,7 @@ bench: setup sysdeps js
 	$(BIN)/python bench/browser_crypto.py
 	$(BIN)/python bench/page_weight.py
 	$(BIN)/python bench/loop.py
+	$(BIN)/python bench/upload_memory.py
 
 # Regenerate the hashed locks after changing pyproject.toml.
 lock: setup

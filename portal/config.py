@@ -23,9 +23,20 @@ one (``require_secret``). Settings:
 Operations (deploy/README.md): ``PORTAL_SUBMISSIONS_PER_HOUR`` (per worker
 process; default 120), ``PORTAL_UPLOADS_PER_HOUR`` (likewise; default 60),
 ``PORTAL_THREAD_SUBMISSIONS_PER_DAY`` (default 10),
-``PORTAL_MIN_FREE_MB`` (``portal doctor``; default 1024),
 ``PORTAL_TOR_SOCKS`` (host:port that ``portal doctor`` greets; default unset),
 ``PORTAL_EMPTY_THREAD_DAYS`` (``portal jobs run``; default 180, 0 keeps them).
+
+Attachments (``docs/UPLOADS.md``), each a whole number:
+
+- ``PORTAL_MAX_FILE_MIB``: the largest file, in MiB (default 500).
+- ``PORTAL_MAX_ATTACHMENTS_MIB``: all the files of one allegation (default 2048).
+- ``PORTAL_MAX_FILES``: files per allegation (default 64, at most 64).
+- ``PORTAL_QUOTA_MIB``: the most the stored envelopes and the uploads in
+  progress may take (default 0: no quota).
+- ``PORTAL_MIN_FREE_MIB``: uploads are refused when the file system would have
+  less free (default 1024).
+- ``PORTAL_UPLOAD_EXPIRY_HOURS``: an upload not attached to a report within
+  this time is deleted (default 48).
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ GENERATE_HINT = (
 )
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+MAX_FILES = 64  # the report document lists at most 64 attachments (FORMAT.md)
 
 
 class ConfigError(Exception):
@@ -76,9 +88,14 @@ class Config:
     submissions_per_hour: int = 120  # per worker process: see portal.ratelimit
     uploads_per_hour: int = 60
     thread_submissions_per_day: int = 10
-    min_free_bytes: int = 1024 * MiB
     tor_socks: str = ""
     empty_thread_days: int = 180
+    max_file_bytes: int = 500 * MiB
+    max_attachments_bytes: int = 2048 * MiB
+    max_files: int = MAX_FILES
+    quota_bytes: int = 0  # no quota
+    min_free_bytes: int = 1024 * MiB
+    upload_expiry_hours: int = 48
 
     def require_secret(self) -> bytes:
         """The secret key, or :class:`ConfigError` when it was not set."""
@@ -162,6 +179,24 @@ def days_setting(env: Mapping[str, str], name: str, default: int) -> int:
     return int(value)
 
 
+def number_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high`` in ``env[name]``, or ``default`` when unset."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isascii() or not value.isdigit() or not low <= int(value) <= high:
+        raise ConfigError(
+            f"{name} must be a whole number from {low} to {high}, not {value!r}",
+            f"Set {name} to a number such as {default}, or leave it unset.",
+        )
+    return int(value)
+
+
+def mib_setting(env: Mapping[str, str], name: str, default: int, low: int) -> int:
+    """A size given in MiB (at most 1 TiB), as bytes."""
+    return number_setting(env, name, default, low, 1 << 20) * MiB
+
+
 def database_setting(env: Mapping[str, str], data_dir: Path) -> str:
     """``DATABASE_URL``, or a SQLite file in the data directory."""
     return env.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir / DATABASE_NAME}"
@@ -194,7 +229,12 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         submissions_per_hour=int_setting(env, "PORTAL_SUBMISSIONS_PER_HOUR", 120),
         uploads_per_hour=int_setting(env, "PORTAL_UPLOADS_PER_HOUR", 60),
         thread_submissions_per_day=int_setting(env, "PORTAL_THREAD_SUBMISSIONS_PER_DAY", 10),
-        min_free_bytes=int_setting(env, "PORTAL_MIN_FREE_MB", 1024) * MiB,
         tor_socks=env.get("PORTAL_TOR_SOCKS", "").strip(),
         empty_thread_days=int_setting(env, "PORTAL_EMPTY_THREAD_DAYS", 180),
+        max_file_bytes=mib_setting(env, "PORTAL_MAX_FILE_MIB", 500, 1),
+        max_attachments_bytes=mib_setting(env, "PORTAL_MAX_ATTACHMENTS_MIB", 2048, 1),
+        max_files=number_setting(env, "PORTAL_MAX_FILES", MAX_FILES, 0, MAX_FILES),
+        quota_bytes=mib_setting(env, "PORTAL_QUOTA_MIB", 0, 0),
+        min_free_bytes=mib_setting(env, "PORTAL_MIN_FREE_MIB", 1024, 0),
+        upload_expiry_hours=number_setting(env, "PORTAL_UPLOAD_EXPIRY_HOURS", 48, 1, 24 * 365),
     )

@@ -8,7 +8,7 @@ active keys, no demo key; fingerprints printed for comparison out of band),
 the data directory (exists, a directory, ours, not readable by group or
 others, writable, and everything in it ours and private), the database
 (reachable, at the newest migration), free disk space
-(``PORTAL_MIN_FREE_MB``), the clock (not before the newest migration was
+(``PORTAL_MIN_FREE_MIB``), the clock (not before the newest migration was
 written, not absurdly far ahead), and Tor, when
 ``PORTAL_TOR_SOCKS`` names its SOCKS port (a SOCKS5 greeting is answered).
 """
@@ -160,7 +160,7 @@ def check_disk(cfg: config_mod.Config) -> Iterator[Finding]:
     shown = f"{free // MiB:,} MiB free for the data directory"
     if free < cfg.min_free_bytes:
         yield problem(f"only {shown}; at least {cfg.min_free_bytes // MiB:,} MiB wanted",
-                      "Free or add disk space (or lower PORTAL_MIN_FREE_MB).")  # fmt: skip
+                      "Free or add disk space (or lower PORTAL_MIN_FREE_MIB).")  # fmt: skip
     else:
         yield fine(shown)
 

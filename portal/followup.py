@@ -1,6 +1,6 @@
 """The follow-up document: more information, or a change of consent, in an existing thread.
 
-A follow-up is sealed like a report (``docs/FORMAT.md`` §15.6): by the
+A follow-up is sealed like a report (``docs/FORMAT.md`` §15.7): by the
 browser, or by the server in memory after the submitter's explicit choice.
 Its fields are a free text and the report's four consent questions, each of
 which may be left at "no change" (absent). It names no thread: the server
@@ -104,7 +104,7 @@ def document(
     team_keys: Sequence[bytes],
     sealed_by: str,
 ) -> dict[str, Any]:
-    """The JSON object sealed in a follow-up's envelope (``docs/FORMAT.md`` §15.6)."""
+    """The JSON object sealed in a follow-up's envelope (``docs/FORMAT.md`` §15.7)."""
     reply_public_key = bytes(bindings.crypto_scalarmult_base(reply_secret))
     proofs = {
         envelope.key_id(key).hex(): base64.b64encode(

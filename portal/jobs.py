@@ -42,6 +42,7 @@ from sqlalchemy import delete, exists, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute
 
+from portal import uploads
 from portal.config import Config
 from portal.db import Database
 from portal.models import Reply, Submission, Thread
@@ -135,6 +136,12 @@ def reorder_rows(config: Config, db: Database, today: dt.date) -> str:
     return "rebuilt the database file (its tables are kept in id order)"
 
 
+def expire_uploads(config: Config, db: Database, today: dt.date) -> str:
+    """Delete uploads whose expiry has passed (PORTAL_UPLOAD_EXPIRY_HOURS) and their files."""
+    removed = uploads.expire(db, config.data_dir, int(time.time()))
+    return f"deleted {removed} abandoned upload(s)"
+
+
 def blur_directory_times(config: Config, db: Database, today: dt.date) -> str:
     """Set the storage folders' times to midnight today, hiding the latest arrival's time."""
     midnight = calendar.timegm(today.timetuple())
@@ -151,6 +158,7 @@ JOBS: tuple[Job, ...] = (
     Job("purge-empty-threads", "delete old threads with nothing left", purge_empty_threads),
     Job("reorder-rows", "store rows in random-id order, not arrival order", reorder_rows),
     Job("blur-directory-times", "hide the latest arrival's time of day", blur_directory_times),
+    Job("expire-uploads", "delete uploads never attached to a report", expire_uploads),
 )
 
 

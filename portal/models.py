@@ -7,6 +7,8 @@ the path that sealed it, the padded and total sizes, and the recipient key
 ids from its header. No IP address, user agent, time of day, file name or
 plaintext field has a column here, and none may get one. Staff accounts
 (``StaffUser``) hold what logging in needs, and nothing about submissions.
+An *upload* in progress (``Upload``) holds what resuming it needs, and is
+deleted once attached to a report or expired.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import enum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     Enum,
@@ -134,6 +137,34 @@ class Reply(Base):
     signature: Mapped[bytes | None] = mapped_column(LargeBinary(SIGNATURE_SIZE))
 
     thread: Mapped[Thread] = relationship(back_populates="replies")
+
+
+class Upload(Base):
+    """A resumable upload of one browser-sealed attachment (``docs/UPLOADS.md``).
+
+    A random id (its file name, ``uploads/<id>.part``), the SHA-256 digest of
+    its token (so that a reader of the database cannot resume or attach it),
+    the envelope's declared length, the offset committed so far (every byte
+    below it is fsynced), whether it is complete and checked, and the Unix
+    time after which it is deleted, rounded up to the hour so that it does
+    not tell when the upload began. Nothing else: no thread, no time of day.
+    """
+
+    __tablename__ = "uploads"
+    __table_args__ = (
+        CheckConstraint("length > 0", name="length_positive"),
+        CheckConstraint(
+            "committed_offset >= 0 AND committed_offset <= length", name="offset_within_length"
+        ),
+        RANDOM_ORDER,
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    token_digest: Mapped[bytes] = mapped_column(LargeBinary(DIGEST_SIZE), unique=True)
+    length: Mapped[int] = mapped_column(BigInteger)
+    committed_offset: Mapped[int] = mapped_column(BigInteger)
+    complete: Mapped[bool] = mapped_column(Boolean(name="complete", create_constraint=True))
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 def encode_key_ids(key_ids: tuple[bytes, ...]) -> str:

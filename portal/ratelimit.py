@@ -61,9 +61,9 @@ View = TypeVar("View", bound=Callable[..., Any])
 class Bucket:
     """A token bucket: ``capacity`` tokens, refilled at ``per_hour`` an hour; thread-safe."""
 
-    def __init__(self, per_hour: int, now: float) -> None:
+    def __init__(self, per_hour: int, now: float, least: int = 1) -> None:
         self.per_second = per_hour / SECONDS_PER_HOUR
-        self.capacity = float(max(1, per_hour // BURST_FRACTION))
+        self.capacity = float(max(least, per_hour // BURST_FRACTION))
         self.tokens = self.capacity
         self.updated = now
         self._lock = threading.Lock()
@@ -82,8 +82,12 @@ class Bucket:
 
 def buckets_for(config: Config, now: float) -> dict[str, Bucket | None]:
     """One bucket per action from ``config``; ``None`` where the setting is 0 (no limit)."""
-    rates = {"submissions": config.submissions_per_hour, "uploads": config.uploads_per_hour}
-    return {action: Bucket(rate, now) if rate else None for action, rate in rates.items()}
+    submissions, uploads = config.submissions_per_hour, config.uploads_per_hour
+    return {
+        "submissions": Bucket(submissions, now) if submissions else None,
+        # One allegation may start as many uploads as it may have files, in one burst.
+        "uploads": Bucket(uploads, now, least=max(1, config.max_files)) if uploads else None,
+    }
 
 
 def wait_for(action: str) -> float:

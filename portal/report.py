@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from portal.attachment import Metadata, check_listing
+
 REPORT_TYPE = "reprisal-report"
 REPORT_VERSION = 1
 MAX_TEXT = 300
@@ -195,12 +197,26 @@ def from_form(form: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     return fields
 
 
-def document(fields: Mapping[str, Any], reply_public_key: bytes, sealed_by: str) -> dict[str, Any]:
-    """The JSON object sealed in the envelope (see ``docs/FORMAT.md`` §15)."""
-    return {
+def document(
+    fields: Mapping[str, Any],
+    reply_public_key: bytes,
+    sealed_by: str,
+    attachments: Sequence[Metadata] = (),
+) -> dict[str, Any]:
+    """The JSON object sealed in the envelope (see ``docs/FORMAT.md`` §15).
+
+    ``attachments`` are the metadata of the files sealed with the report, in
+    the submitter's order; the member is left out when there are none.
+    """
+    doc = {
         "type": REPORT_TYPE,
         "version": REPORT_VERSION,
         "sealed_by": sealed_by,
         "reply_public_key": base64.b64encode(reply_public_key).decode(),
         "fields": dict(fields),
     }
+    if attachments:
+        listed = [meta.listing() for meta in attachments]
+        check_listing(listed)  # never seal a list the desk would refuse
+        doc["attachments"] = listed
+    return doc

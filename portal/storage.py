@@ -8,6 +8,13 @@ row, never a row without its file, and never a submitter told "stored" for
 something that is not on disk. File times are set to midnight (UTC) of the
 day of arrival, so that the file system does not keep the time of day the
 database refuses to keep (the inode change time remains; see SECURITY.md).
+
+A report may come with attachments: envelopes already on disk (complete
+uploads, or files the no-JavaScript path sealed). They are moved (linked,
+then unlinked) into the envelope directory after the report's file is
+written and before the one transaction that commits every row and deletes
+the upload rows; if that transaction fails they are moved back, so that
+the uploads can be attached by a second try.
 """
 
 from __future__ import annotations
@@ -19,15 +26,16 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import exists, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from portal.db import Database
 from portal.envelope import Header
-from portal.models import SealedBy, Submission, Thread, encode_key_ids
+from portal.models import Base, SealedBy, Submission, Thread, Upload, encode_key_ids
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,10 @@ class LookupTokenTaken(StorageError):
     """A thread with this lookup digest exists already; nothing was stored."""
 
 
+class UploadsGone(StorageError):
+    """An upload to attach was deleted or attached by another request; nothing was stored."""
+
+
 @dataclass(frozen=True)
 class Incoming:
     """A validated envelope and the metadata the brief allows the server to keep."""
@@ -54,6 +66,20 @@ class Incoming:
     lookup_digest: bytes
     reply_public_key: bytes
     sealed_by: SealedBy
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An attachment envelope on disk at ``source``, checked, waiting to be stored.
+
+    ``upload_id`` names the upload row to delete in the same transaction
+    (``None`` for a file the server sealed itself).
+    """
+
+    source: Path
+    header: Header
+    sealed_by: SealedBy
+    upload_id: str | None = None
 
 
 def new_id() -> str:
@@ -142,18 +168,42 @@ def _rows(incoming: Incoming, submission_id: str, day: dt.date) -> tuple[Thread,
     return thread, submission
 
 
-def _commit(db: Database, rows: tuple[Thread, Submission]) -> None:
+def _attachment_row(thread: Thread, item: Staged, path: Path, day: dt.date) -> Submission:
+    return Submission(
+        id=path.name.removesuffix(SUFFIX),
+        thread=thread,
+        received_on=day,
+        sealed_by=item.sealed_by,
+        padded_size=item.header.padded_size,
+        envelope_size=item.header.total_size,
+        recipient_key_ids=encode_key_ids(item.header.key_ids),
+    )
+
+
+def _commit(db: Database, rows: Sequence[Base], upload_ids: Sequence[str] = ()) -> None:
     with db.session() as session:
         session.add_all(rows)
+        if upload_ids:
+            query = delete(Upload).where(Upload.id.in_(upload_ids), Upload.complete)
+            if session.execute(query).rowcount != len(upload_ids):  # type: ignore[attr-defined]
+                session.rollback()
+                raise UploadsGone("an upload to attach is gone")
         session.commit()
 
 
-def store(db: Database, data_dir: Path, incoming: Incoming, day: dt.date) -> str:
-    """Store a new thread and its first submission; return the submission's id.
+def store(
+    db: Database,
+    data_dir: Path,
+    incoming: Incoming,
+    day: dt.date,
+    attachments: Sequence[Staged] = (),
+) -> str:
+    """Store a new thread, its first submission and its attachments; return the report's id.
 
-    Raises :class:`LookupTokenTaken` when the lookup digest is in use and
-    :class:`StorageError` when the file or the rows cannot be written; in
-    both cases nothing is left behind.
+    Raises :class:`LookupTokenTaken` when the lookup digest is in use,
+    :class:`UploadsGone` when an upload was attached or deleted meanwhile,
+    and :class:`StorageError` when a file or the rows cannot be written; in
+    every case nothing is stored and each attachment is back at its source.
     """
     _check_lookup_digest(db, incoming.lookup_digest)
     submission_id = new_id()
@@ -164,11 +214,59 @@ def store(db: Database, data_dir: Path, incoming: Incoming, day: dt.date) -> str
     except OSError as err:
         raise StorageError(f"cannot write the envelope file: {err.strerror}") from None
     try:
-        _commit(db, _rows(incoming, submission_id, day))
+        moved = place(data_dir, [a.source for a in attachments], day)
+    except FileNotFoundError:
+        _discard(path)
+        raise UploadsGone("an upload to attach is gone") from None
+    except OSError as err:
+        _discard(path)
+        raise StorageError(f"cannot move an attachment: {err.strerror}") from None
+    thread, submission = _rows(incoming, submission_id, day)
+    extra = [
+        _attachment_row(thread, a, m, day) for a, (_, m) in zip(attachments, moved, strict=True)
+    ]
+    used = [a.upload_id for a in attachments if a.upload_id is not None]
+    try:
+        _commit(db, [thread, submission, *extra], used)
     except BaseException as err:
         _discard(path)
+        put_back(moved)
         raise _commit_error(db, incoming, err) from None
     return submission_id
+
+
+def place(data_dir: Path, sources: Sequence[Path], day: dt.date) -> list[tuple[Path, Path]]:
+    """Move each file of ``sources`` to a new envelope name, durably; all of them or none.
+
+    Returns the (source, destination) pairs. A link, not a rename, so that
+    nothing is ever replaced; the file times become midnight of ``day``.
+    """
+    midnight = calendar.timegm(day.timetuple())
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for source in sources:
+            target = envelope_path(data_dir, new_id())
+            os.link(source, target)
+            moved.append((source, target))
+            os.unlink(source)
+            os.utime(target, (midnight, midnight))
+        for directory in {data_dir / ENVELOPE_DIR, *(s.parent for s in sources)}:
+            fsync_directory(directory)
+    except OSError:
+        put_back(moved)
+        raise
+    return moved
+
+
+def put_back(moved: Sequence[tuple[Path, Path]]) -> None:
+    """Undo :func:`place`: each file back at its source (a failure is logged, not raised)."""
+    for source, target in moved:
+        try:
+            if not source.exists():
+                os.link(target, source)
+            remove_durably(target)
+        except OSError as err:
+            log.error("an attachment could not be moved back: %s", err.strerror)
 
 
 def _discard(path: Path) -> None:
@@ -190,6 +288,8 @@ def _check_lookup_digest(db: Database, lookup_digest: bytes) -> None:
 
 
 def _commit_error(db: Database, incoming: Incoming, err: BaseException) -> BaseException:
+    if isinstance(err, UploadsGone):
+        return err
     if isinstance(err, IntegrityError):
         try:
             if lookup_taken(db, incoming.lookup_digest):

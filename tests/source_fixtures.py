@@ -109,7 +109,7 @@ def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[st
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("TRUNCATE replies, submissions, threads, staff_users"))
+            conn.execute(text("TRUNCATE uploads, replies, submissions, threads, staff_users"))
     finally:
         engine.dispose()
 

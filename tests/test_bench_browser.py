@@ -20,7 +20,8 @@ def test_browser_crypto_benchmark_runs_in_every_mode() -> None:
     if not Path("/usr/bin/chromium").exists():
         pytest.fail("Debian's chromium is missing: apt-get install chromium")
     proc = subprocess.run(
-        [sys.executable, "bench/browser_crypto.py", "--size-mib", "1", "--rounds", "1"],
+        [sys.executable, "bench/browser_crypto.py", "--size-mib", "1", "--rounds", "1",
+         "--file-mib", "2", "--file-rounds", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -34,3 +35,8 @@ def test_browser_crypto_benchmark_runs_in_every_mode() -> None:
     assert "WebAssembly undefined" in no_wasm
     assert "goal (ours <= 0.5 x OpenPGP.js in every mode)" in proc.stdout
     assert "crypto.js" in proc.stdout and "gzipped" in proc.stdout
+    # The attachment lines: a 2 MiB File sealed through File.slice in each mode.
+    assert "attachment: a 2 MiB File sealed through File.slice" in proc.stdout
+    for mode in ("normal", "no-wasm", "jitless"):
+        line = next(x for x in lines if x.startswith(mode + " ") and " file " in x)
+        assert "in memory" in line and "ratio" in line and "backend webcrypto" in line

@@ -19,7 +19,7 @@ from source_fixtures import SECRET, _free_port
 from portal import cli, demo, doctor, migrate
 
 SETTINGS = ("PORTAL_SECRET_KEY", "PORTAL_KEYS", "PORTAL_KEYS_MANIFEST", "PORTAL_DATA_DIR",
-            "DATABASE_URL", "PORTAL_MIN_FREE_MB", "PORTAL_TOR_SOCKS")  # fmt: skip
+            "DATABASE_URL", "PORTAL_MIN_FREE_MIB", "PORTAL_TOR_SOCKS")  # fmt: skip
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def healthy(monkeypatch, team_keys, data_dir, sqlite_url) -> dict[str, str]:
         monkeypatch.delenv(name, raising=False)
     settings = {"PORTAL_SECRET_KEY": SECRET, "PORTAL_KEYS": str(team_keys.manifest),
                 "PORTAL_DATA_DIR": str(data_dir), "DATABASE_URL": sqlite_url,
-                "PORTAL_MIN_FREE_MB": "1"}  # fmt: skip
+                "PORTAL_MIN_FREE_MIB": "1"}  # fmt: skip
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     (data_dir / "portal.sqlite3").chmod(0o600)  # copied from the template with the umask's mode
@@ -182,8 +182,8 @@ def test_a_database_behind_the_newest_migration(healthy, monkeypatch, capsys, da
 
 
 def test_too_little_free_disk(healthy, monkeypatch, capsys):
-    monkeypatch.setenv("PORTAL_MIN_FREE_MB", str(10**11))
-    expect_one(capsys, "MiB free", "PORTAL_MIN_FREE_MB")
+    monkeypatch.setenv("PORTAL_MIN_FREE_MIB", str(10**11))
+    expect_one(capsys, "MiB free", "PORTAL_MIN_FREE_MIB")
 
 
 @pytest.mark.parametrize("year", [2001, 2200])
@@ -282,12 +282,12 @@ def test_several_problems_are_all_reported(healthy, monkeypatch, capsys, tmp_pat
     monkeypatch.delenv("PORTAL_SECRET_KEY")
     monkeypatch.setenv("PORTAL_KEYS", str(tmp_path / "nowhere.json"))
     data_dir.chmod(0o755)
-    monkeypatch.setenv("PORTAL_MIN_FREE_MB", str(10**11))
+    monkeypatch.setenv("PORTAL_MIN_FREE_MIB", str(10**11))
     code, out, err = run(capsys)
     assert code == 1 and len(errors_of(err)) == 4
     assert "4 problem(s) found" in out
 
 
 def test_an_unusable_setting_stops_the_checks_that_need_it(healthy, monkeypatch, capsys):
-    monkeypatch.setenv("PORTAL_MIN_FREE_MB", "lots")
-    expect_one(capsys, "PORTAL_MIN_FREE_MB")
+    monkeypatch.setenv("PORTAL_MIN_FREE_MIB", "lots")
+    expect_one(capsys, "PORTAL_MIN_FREE_MIB")

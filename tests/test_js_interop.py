@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from nacl.public import PrivateKey
 
-from portal import envelope, keyfile, receipt, report
+from portal import attachment, envelope, keyfile, receipt, report
 
 if TYPE_CHECKING:
     from conftest import DeskKey
@@ -351,3 +351,79 @@ def test_report_document_from_the_form_agrees_with_portal_report(node: str) -> N
         expected.append({"fields": fields, "document": document, "serialised": text})
     assert len(requests) >= 50
     assert node_json(node, "report", requests) == expected
+
+
+# --- attachments -------------------------------------------------------------------------------
+
+ATTACHMENT_SIZES = [0, 1, 65519, 65520, 300 * 1024 + 5, 2 * 1048576 + 77]
+NAMES = [
+    "photo.jpg",
+    "../../etc/passwd",
+    "ctl\x00\x01\x1f\x7f\u2028name\n.txt",
+    "Журналист محامية 😀 défenseuse.pdf",
+    "n" * 5000,
+    "",
+]
+
+
+def python_open_attachment(
+    sealed: Path, key: PrivateKey, out: Path
+) -> tuple[attachment.Metadata, bytes]:
+    """Decrypt with portal.envelope and decode with portal.attachment, streaming."""
+    plain = out.with_suffix(".content")
+    with sealed.open("rb") as src, plain.open("wb") as dst:
+        envelope.open_stream(src, dst, [key])
+    with plain.open("rb") as src, out.open("wb") as dst:
+        meta = attachment.decode(src, dst)
+    data = plain.read_bytes()
+    return meta, data[16 + meta.size :]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("size", ATTACHMENT_SIZES)
+def test_js_sealed_attachments_decode_with_portal_attachment(
+    node: str, secret_keys: list[PrivateKey], tmp_path: Path, size: int, backend: str
+) -> None:
+    data = content(size, size + 11)
+    (tmp_path / "in").write_bytes(data)
+    name = NAMES[ATTACHMENT_SIZES.index(size) % len(NAMES)]
+    described = {"name": name, "type": "image/jpeg" if size % 2 else ""}
+    to = [a for k in secret_keys for a in ("--to", b64(bytes(k.public_key)))]
+    # A small step: many requests, each sealed twice by the tool and compared.
+    step = 3 * (envelope.CHUNK_SIZE + envelope.TAG_SIZE) + 100
+    sealed = tmp_path / "sealed"
+    proc = run_node(node, "seal-attachment", "--backend", backend, "--step", step, *to,
+                    tmp_path / "in", sealed, stdin=json.dumps(described).encode())  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    listed = json.loads(proc.stdout)
+    with sealed.open("rb") as f:
+        assert envelope.inspect(f).path is envelope.SealPath.BROWSER
+    for key in secret_keys:
+        meta, meta_bytes = python_open_attachment(sealed, key, tmp_path / "file")
+        assert (tmp_path / "file").read_bytes() == data
+        assert meta.sha256 == hashlib.sha256(data).hexdigest()
+        assert meta.listing() == listed
+        assert meta.name == attachment.clean_name(name)
+        assert meta.media_type == described["type"]
+        # Byte for byte what portal.attachment writes for the same values.
+        assert meta_bytes == attachment.encode_metadata(meta)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_python_sealed_attachments_open_with_js(
+    node: str, secret_keys: list[PrivateKey], tmp_path: Path, backend: str
+) -> None:
+    recipients = [bytes(k.public_key) for k in secret_keys]
+    for size in ATTACHMENT_SIZES:
+        data = content(size, size + 12)
+        name = NAMES[ATTACHMENT_SIZES.index(size) % len(NAMES)]
+        encoder = attachment.Encoder(iter([data]), size, name=name, media_type="text/plain")
+        sealed = tmp_path / f"sealed-{size}"
+        with sealed.open("wb") as dst:
+            envelope.seal_stream(encoder, dst, recipients, encoder.length, envelope.SealPath.SERVER)
+        out = tmp_path / f"out-{size}"
+        proc = run_node(node, "open-attachment", "--backend", backend, "--secret-key-hex",
+                        bytes(secret_keys[size % 3]).hex(), sealed, out)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert out.read_bytes() == data
+        assert proc.stdout == attachment.encode_metadata(encoder.metadata)

@@ -43,6 +43,7 @@ ALLOWED_COLUMNS = {
         "locked_until",
         "session_digest",
     },
+    "uploads": {"id", "token_digest", "length", "committed_offset", "complete", "expires_at"},
     "alembic_version": {"version_num"},
 }
 

@@ -52,7 +52,7 @@ def test_the_operations_settings_have_defaults_and_come_from_the_environment():
     assert (defaults.min_free_bytes, defaults.tor_socks, defaults.empty_thread_days) == (
         1024 << 20, "", 180,
     )  # fmt: skip
-    cfg = from_env({"PORTAL_MIN_FREE_MB": "5", "PORTAL_TOR_SOCKS": " 127.0.0.1:9050 ",
+    cfg = from_env({"PORTAL_MIN_FREE_MIB": "5", "PORTAL_TOR_SOCKS": " 127.0.0.1:9050 ",
                     "PORTAL_EMPTY_THREAD_DAYS": "0"})  # fmt: skip
     expected = (5 << 20, "127.0.0.1:9050", 0)
     assert (cfg.min_free_bytes, cfg.tor_socks, cfg.empty_thread_days) == expected
@@ -124,7 +124,7 @@ def test_the_decorator_limits_any_endpoint(make_app, sqlite_url):
     def chunk() -> tuple[str, int]:
         return "stored", 204
 
-    app = make_app(sqlite_url, uploads_per_hour=20)
+    app = make_app(sqlite_url, uploads_per_hour=20, max_files=2)  # a burst of max(2, 20 // 10)
     app.register_blueprint(bp)
     client = app.test_client()
     headers = {"X-CSRFToken": csrf_token(client)}

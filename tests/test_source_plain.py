@@ -241,11 +241,14 @@ def test_a_large_form_is_parsed_in_memory(app, client, no_temporary_files):
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
 
 
-def test_a_multipart_upload_never_reaches_the_disk(app, client, no_temporary_files):
+def test_a_file_under_an_unknown_name_is_refused_and_never_reaches_the_disk(
+    app, client, no_temporary_files
+):
     data = dict(answers(), csrf_token=csrf_token(client), server_seal_consent="yes")
     data["attachment"] = (io.BytesIO(b"a" * 600_000), "evidence.txt")
     response = client.post("/report/plain", data=data, content_type="multipart/form-data")
-    assert response.status_code == 415
+    assert response.status_code == 400
+    assert "does not know" in response.get_data(as_text=True)
     assert snapshot(app).submissions == 0 and snapshot(app).files == ()
 
 

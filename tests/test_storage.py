@@ -226,3 +226,70 @@ def test_sqlite_zeroes_deleted_rows(sqlite_url):
             assert session.execute(text("PRAGMA secure_delete")).scalar() == 1
     finally:
         database.dispose()
+
+
+# Attachments: staged envelopes moved in with the report, all in one transaction ----------------
+
+
+def staged(team: Team, folder: Path, name: str) -> storage.Staged:
+    from uploads_helpers import attachment_envelope
+
+    body, _ = attachment_envelope(team, os.urandom(5000))
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / name
+    path.write_bytes(body)
+    return storage.Staged(path, envelope.parse_header(body), SealedBy.BROWSER)
+
+
+def test_attachments_are_moved_in_with_the_report(db, database_url, data_dir, team_keys):
+    items = [staged(team_keys, data_dir / "uploads", f"{i}.part") for i in range(2)]
+    contents = [i.source.read_bytes() for i in items]
+    report_id = storage.store(db, data_dir, incoming(team_keys), DAY, items)
+    found = rows(database_url)
+    (thread,) = found["threads"]
+    assert len(found["submissions"]) == 3
+    assert {s["thread_id"] for s in found["submissions"]} == {thread["id"]}
+    midnight = calendar.timegm(DAY.timetuple())
+    others = [s for s in found["submissions"] if s["id"] != report_id]
+    stored = sorted(storage.envelope_path(data_dir, s["id"]).read_bytes() for s in others)
+    assert stored == sorted(contents)
+    for row in others:
+        path = storage.envelope_path(data_dir, row["id"])
+        assert path.stat().st_mtime == midnight and row["envelope_size"] == path.stat().st_size
+    assert all(not i.source.exists() for i in items)
+
+
+def test_a_failed_commit_puts_every_attachment_back(db, database_url, data_dir, team_keys,
+                                                    monkeypatch):  # fmt: skip
+    items = [staged(team_keys, data_dir / "uploads", f"{i}.part") for i in range(3)]
+    contents = [i.source.read_bytes() for i in items]
+
+    def fail(*_args: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(storage, "_commit", fail)
+    with pytest.raises(storage.StorageError):
+        storage.store(db, data_dir, incoming(team_keys), DAY, items)
+    assert [i.source.read_bytes() for i in items] == contents
+    assert listing(data_dir) == []
+    assert rows(database_url) == {"threads": [], "submissions": []}
+
+
+def test_a_missing_attachment_file_stores_nothing(db, database_url, data_dir, team_keys):
+    items = [staged(team_keys, data_dir / "uploads", f"{i}.part") for i in range(2)]
+    items[1].source.unlink()
+    with pytest.raises(storage.UploadsGone):
+        storage.store(db, data_dir, incoming(team_keys), DAY, items)
+    assert items[0].source.exists()  # moved back
+    assert listing(data_dir) == []
+    assert rows(database_url) == {"threads": [], "submissions": []}
+
+
+def test_an_upload_row_gone_before_the_commit_stores_nothing(db, database_url, data_dir,
+                                                             team_keys):  # fmt: skip
+    item = staged(team_keys, data_dir / "uploads", "x.part")
+    item = storage.Staged(item.source, item.header, item.sealed_by, upload_id="f" * 32)
+    with pytest.raises(storage.UploadsGone):
+        storage.store(db, data_dir, incoming(team_keys), DAY, [item])
+    assert item.source.exists() and listing(data_dir) == []
+    assert rows(database_url) == {"threads": [], "submissions": []}

@@ -17,7 +17,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nacl import bindings
 from nacl.public import PrivateKey, SealedBox
 
-from portal import envelope
+from portal import attachment, envelope, report
 
 VECTORS = Path(__file__).parent / "vectors"
 V1 = VECTORS / "v1"
@@ -341,3 +341,83 @@ def test_invalid_vector_differs_from_its_base_as_described(entry: dict[str, Any]
         assert data != base
     if entry["name"].startswith("truncated") or entry["name"] == "last_chunk_dropped":
         assert base.startswith(data)
+
+
+# --- attachments (FORMAT.md §15.6) ---------------------------------------------------------
+
+ATTACHMENTS: dict[str, Any] = json.loads((V1 / "attachments.json").read_text(encoding="utf-8"))
+
+
+def content_from_parts(entry: dict[str, Any]) -> bytes:
+    """The content rebuilt from the record as the format describes it, without the encoder."""
+    data = bytes.fromhex(entry["file_hex"])
+    meta = entry["metadata_json"].encode("utf-8")
+    return b"UNRPFILE" + struct.pack(">Q", len(data)) + data + meta
+
+
+@by_name(ATTACHMENTS["valid"])
+def test_attachment_vector_is_reproduced_and_read_back(entry: dict[str, Any]) -> None:
+    data = bytes.fromhex(entry["file_hex"])
+    expected = content_from_parts(entry)
+    assert len(expected) == entry["content_length"] == 16 + len(data) + entry["metadata_size"]
+    assert hashlib.sha256(expected).hexdigest() == entry["content_sha256"]
+    meta = json.loads(entry["metadata_json"])
+    assert entry["metadata_json"] == json.dumps(
+        meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert meta["sha256"] == hashlib.sha256(data).hexdigest() == entry["file_sha256"]
+    assert (meta["name"], meta["media_type"]) == (entry["recorded_name"], entry["media_type"])
+    encoder = attachment.Encoder(
+        io.BytesIO(data),
+        len(data),
+        name=entry["given_name"],
+        media_type=entry["given_media_type"],
+        file_id=entry["id"],
+    )
+    assert encoder.length == len(expected)
+    assert b"".join(encoder) == expected
+    out = io.BytesIO()
+    read = attachment.decode(io.BytesIO(expected), out)
+    assert out.getvalue() == data and read.to_json() == meta
+    assert attachment.file_name(read) == entry["desk_file_name"]
+
+
+@by_name([e for e in ATTACHMENTS["valid"] if "envelope" in e])
+def test_attachment_envelope_vector_seals_and_opens(entry: dict[str, Any]) -> None:
+    record = entry["envelope"]
+    content = content_from_parts(entry)
+    sealed = envelope.seal(
+        content,
+        public_keys(record),
+        envelope.SealPath[record["path"].upper()],
+        rng=FixedRandom(bytes.fromhex(record["randomness_hex"])),
+    )
+    assert sealed == envelope_bytes(record)
+    for recipient in record["recipients"]:
+        identity = PrivateKey(bytes.fromhex(recipient["secret_key_hex"]))
+        decoder = attachment.Decoder(None)
+        envelope.open_stream(io.BytesIO(sealed), cast(BinaryIO, decoder), [identity])
+        assert decoder.finish().sha256 == entry["file_sha256"]
+
+
+@by_name(ATTACHMENTS["invalid"])
+def test_invalid_attachment_vector_is_refused(entry: dict[str, Any]) -> None:
+    expected = getattr(attachment, entry["expected_error"])
+    assert issubclass(expected, attachment.AttachmentError)
+    with pytest.raises(attachment.AttachmentError) as caught:
+        attachment.decode(io.BytesIO(bytes.fromhex(entry["content_hex"])), None)
+    assert type(caught.value) is expected
+    assert caught.value.hint
+
+
+def test_report_vector_lists_its_attachments() -> None:
+    vector = ATTACHMENTS["report"]
+    metas = [attachment.Metadata(**entry) for entry in vector["attachments"]]
+    reply = bytes.fromhex(vector["reply_public_key_hex"])
+    document = report.document(vector["fields"], reply, vector["sealed_by"], metas)
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    assert text == vector["document"]
+    assert json.loads(text)["attachments"] == vector["attachments"]
+    constants = ATTACHMENTS["constants"]
+    assert bytes.fromhex(constants["magic_hex"]) == attachment.MAGIC
+    assert (constants["min_metadata"], constants["max_metadata"]) == (2, 65536)

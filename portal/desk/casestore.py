@@ -1,5 +1,7 @@
 """The desk's case store: a local SQLite file of decrypted reports, one case per thread.
 
+Attachments are files beside it, one folder per case (``<store>/<thread_id>/``).
+
 It lives in a directory the operator chooses (``--store DIR``, created with
 mode 0700), on the air-gapped laptop only, and has its own metadata: it
 shares nothing with the server's models. Imported only by the commands
@@ -14,6 +16,7 @@ import os
 from pathlib import Path
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
     Engine,
@@ -22,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
 )
@@ -82,6 +86,32 @@ class Item(CaseBase):
     imported_on: Mapped[dt.date] = mapped_column(Date)
 
     case: Mapped[Case | None] = relationship(back_populates="items")
+    # Set when the item is an attachment (FORMAT.md §15.6) rather than a report.
+    attachment: Mapped[Attachment | None] = relationship(back_populates="item")
+
+
+class Attachment(CaseBase):
+    """An opened attachment item: its checked metadata and the file the desk wrote for it.
+
+    The file is ``<store>/<thread_id>/<file_name>``, a name the desk chose
+    (``attachment-<id>`` and a plain extension); ``name`` is the sender's,
+    kept as text only. A table of its own, added to an older store by
+    ``create_all``.
+    """
+
+    __tablename__ = "attachments"
+    __table_args__ = (UniqueConstraint("thread_id", "attachment_id"),)
+
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(ForeignKey("cases.thread_id"), index=True)
+    attachment_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(Text)
+    media_type: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    file_name: Mapped[str] = mapped_column(String(64))
+
+    item: Mapped[Item] = relationship(back_populates="attachment")
 
 
 class Returned(CaseBase):
@@ -151,7 +181,9 @@ def open_store(directory: str, create: bool) -> Engine:
     if not path.is_file():
         hint = "Give the --store directory you imported into (portal-desk import --store DIR)."
         raise DeskError(f"there is no case store in {folder}", hint)
-    return _engine(path)
+    engine = _engine(path)
+    CaseBase.metadata.create_all(engine)  # tables added since the store was made
+    return engine
 
 
 def session(engine: Engine) -> Session:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from portal.attachment import AttachmentError
 from portal.bundle import BundleError
 from portal.desk import commands
 from portal.desk.errors import DeskError
@@ -60,18 +61,27 @@ Commands:
               keygen, or a manifest (its active keys).
     decrypt   Decrypt INPUT with the secret key it was sealed to. Exits 0 only if
               all of it authenticated; otherwise no plaintext is written at all.
+              An attachment from the portal gives its file alone, written only
+              if its size and SHA-256 are right; with -o DIR (a directory) it is
+              named attachment-<id> plus a plain extension, never by the name
+              the sender gave, which is shown on standard error.
     inspect   Show what an envelope says about itself (sealing path, sizes, the
               key id of each recipient, named from --manifest) and check that it
               is complete. Needs no key.
     import    Check an export bundle from the staff interface, decrypt every
               report in it and keep it in the case store in DIR (created with
-              mode 0700). Importing a bundle twice changes nothing. Exits 0
-              only if every item opened and is a valid report; each failure is
-              listed, and failed items are not acknowledged to the server. Give
-              one --passphrase-file for all keys, or one per --secret-key.
+              mode 0700), and write every attachment into its case's folder,
+              DIR/<case>/attachment-<id>, once its SHA-256 is right. Importing
+              a bundle twice changes nothing. Exits 0 only if every item opened
+              and is a valid report or attachment, and no attachment a report
+              lists is missing or different; each failure is listed, and failed
+              items are not acknowledged to the server. Give one
+              --passphrase-file for all keys, or one per --secret-key.
     cases     List the cases in the store: first day, country, consent to
-              publication, urgency, number of items, acts.
-    show      Print every item of case ID (or a unique start of it) as text.
+              publication, urgency, number of items and of attachment files,
+              attachments missing, acts.
+    show      Print every item of case ID (or a unique start of it) as text,
+              with the path of each attachment.
     reply     Seal a reply (at most 20,000 characters of plain text) to the
               submitter of case ID, with the reply key from their own report,
               and to the team's keys in each PUBLIC file, so the desk can read
@@ -87,7 +97,8 @@ Commands:
 
 Options:
     -o, --output OUTPUT  Write to OUTPUT (created with mode 0600, complete or not
-                         at all) instead of standard output.
+                         at all) instead of standard output; for decrypt, an
+                         existing directory (attachments only).
     --force              Replace OUTPUT if it already exists.
     --terminal           Let decrypt show plaintext on a terminal.
     --json               Make inspect print JSON.
@@ -126,13 +137,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "seal": commands.seal,
     "decrypt": commands.decrypt,
     "inspect": commands.inspect,
-    "import": lambda args: _casework().import_bundle(args),
+    "import": lambda args: _importing().import_bundle(args),
     "cases": lambda args: _casework().cases(args),
     "show": lambda args: _casework().show(args),
     "reply": lambda args: _replies().reply(args),
     "return": lambda args: _returns().write_return(args),
 }
-HINTED = (DeskError, EnvelopeError, KeyFileError, KeyManifestError, BundleError)
+HINTED = (DeskError, EnvelopeError, KeyFileError, KeyManifestError, BundleError, AttachmentError)
 
 
 class UsageError(Exception):
@@ -253,6 +264,13 @@ def _casework() -> Any:
     from portal.desk import casework
 
     return casework
+
+
+def _importing() -> Any:
+    """``portal-desk import``, imported only when used (it needs SQLAlchemy, never Flask)."""
+    from portal.desk import importing
+
+    return importing
 
 
 def _returns() -> Any:

@@ -12,12 +12,14 @@ import sys
 from argparse import Namespace
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 from nacl.public import PrivateKey
 
-from portal import envelope, keyfile
+from portal import attachment, envelope, keyfile
+from portal.attachment import Metadata
 from portal.desk import passphrase
+from portal.desk.contents import Content, one_line
 from portal.desk.errors import DeskError
 from portal.desk.output import AtomicOutput
 from portal.desk.streams import (
@@ -106,20 +108,62 @@ def decrypt(args: Namespace) -> int:
     if args.passphrase_file:
         protected.append(protect(args.passphrase_file, "the passphrase file"))
     source = open_source(args.input, terminal_ok=False)
+    folder = out if out is not None and os.path.isdir(out) else None
     try:
-        _check_output(out, source, protected, args.force, plaintext=True, terminal=args.terminal)
+        if folder is None:
+            _check_output(out, source, protected, args.force, True, args.terminal)
         stream = source.stream if out is not None else rewindable(source)
         start = stream.tell() if out is None else 0
         header, raw = envelope.read_header(stream)
         identity = _unlock(header, locked, given)
         if out is None:
-            _verify_then_write(stream, start, identity)
-            return 0
-        with AtomicOutput(out, args.force) as fh:
-            envelope.open_stream(stream, fh, [identity], header=(header, raw))
+            meta = _verify_then_write(stream, start, identity)
+            where = "standard output"
+        elif folder is not None:
+            meta, where = _into_folder(stream, (header, raw), identity, folder, args.force)
+        else:
+            with AtomicOutput(out, args.force) as fh:
+                content = Content.for_header(header, lambda: fh, lambda: fh)
+                envelope.open_stream(stream, content.stream, [identity], header=(header, raw))
+                meta, where = content.finish(), out
     finally:
         source.close()
+    if meta is not None:
+        note(f"{_described(meta)}; SHA-256 verified; the file was written to {where}")
     return 0
+
+
+def _into_folder(
+    stream: BinaryIO,
+    header: tuple[envelope.Header, bytes],
+    identity: PrivateKey,
+    folder: str,
+    force: bool,
+) -> tuple[Metadata, str]:
+    """An attachment into ``folder`` under the desk's own name for it (never the sender's)."""
+
+    def refuse() -> NoReturn:
+        hint = "Give -o the name of a file to create: this envelope holds a report."
+        raise DeskError(f"{folder} is a directory and the envelope is not an attachment", hint)
+
+    output = AtomicOutput(os.path.join(folder, "attachment"), force)
+    try:
+        with output as fh:
+            content = Content.for_header(header[0], refuse, lambda: fh)
+            envelope.open_stream(stream, content.stream, [identity], header=header)
+            meta = content.finish()
+            if meta is None:
+                refuse()
+            output.path = os.path.join(folder, attachment.file_name(meta))
+    except FileExistsError:
+        hint = "Add --force to replace it, or give another -o directory."
+        raise DeskError(f"{output.path} already exists", hint) from None
+    return meta, output.path
+
+
+def _described(meta: Metadata) -> str:
+    kind = one_line(meta.media_type) or "no type given"
+    return f"attachment {meta.id}: {one_line(meta.name)!r} ({kind}, {meta.size} bytes)"
 
 
 def inspect(args: Namespace) -> int:
@@ -205,14 +249,22 @@ def _unlock(
     raise envelope.NoMatchingKey(f"this envelope was not sealed to {count} given")
 
 
-def _verify_then_write(stream: BinaryIO, start: int, identity: PrivateKey) -> None:
-    """Two passes, so standard output gets no plaintext unless all of it authenticates."""
-    stream.seek(start)
-    with open(os.devnull, "wb") as sink:
-        envelope.open_stream(stream, sink, [identity])
-    stream.seek(start)
-    envelope.open_stream(stream, sys.stdout.buffer, [identity])
+def _verify_then_write(stream: BinaryIO, start: int, identity: PrivateKey) -> Metadata | None:
+    """Two passes, so standard output gets no plaintext unless all of it authenticates
+    (and, for an attachment, unless the file's size and SHA-256 are right)."""
+    metas = []
+    for target in (None, sys.stdout.buffer):
+        stream.seek(start)
+        header, raw = envelope.read_header(stream)
+        content = Content.for_header(header, _to(target), _to(target))
+        envelope.open_stream(stream, content.stream, [identity], header=(header, raw))
+        metas.append(content.finish())
     sys.stdout.buffer.flush()
+    return metas[0]
+
+
+def _to(target: BinaryIO | None) -> Callable[[], BinaryIO | None]:
+    return lambda: target
 
 
 def _recipients(paths: list[str]) -> list[RecipientKey]:

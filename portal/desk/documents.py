@@ -6,7 +6,8 @@ sealing path or reply key contradicts what authenticated it, is *refused*
 (:class:`DocumentRefused`); a report with content outside the form (an
 unknown field, a value not among the choices, a text over its limit) is
 kept whole and *flagged* with one line per problem, so that nothing is
-silently dropped and a person looks at it.
+silently dropped and a person looks at it. A malformed ``attachments`` list
+(§15.1) is flagged the same way, and not used to match files.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal import strictjson
+from portal.attachment import AttachmentError, check_listing
 from portal.report import BY_NAME, FIELDS, REPORT_TYPE, REPORT_VERSION, Field
 
 TOP_MEMBERS = ("type", "version", "sealed_by", "reply_public_key", "fields")
@@ -72,8 +74,15 @@ def check(plaintext: bytes, sealed_by: str, exported_reply_key: bytes) -> Checke
     if not isinstance(obj["fields"], dict):
         raise DocumentRefused("MalformedReport", "the report's fields are not an object", hint)
     problems = [
-        f"unexpected member {name!r} outside the fields" for name in obj if name not in TOP_MEMBERS
+        f"unexpected member {name!r} outside the fields"
+        for name in obj
+        if name not in (*TOP_MEMBERS, "attachments")
     ]
+    if "attachments" in obj:
+        try:
+            check_listing(obj["attachments"])
+        except AttachmentError as err:
+            problems.append(f"its list of attachments is not usable: {err}")
     problems += field_problems(obj["fields"])
     return Checked(obj, tuple(problems))
 

@@ -1,6 +1,6 @@
 """Follow-ups on the desk: checking them, filing them under their case, showing them.
 
-A follow-up (FORMAT.md §15.6) is imported like a report, one item of its
+A follow-up (FORMAT.md §15.7) is imported like a report, one item of its
 thread's case, after these checks: the document is a ``reprisal-followup``
 of version 1 with every member; its sealing path matches the envelope's; its
 ``reply_public_key`` equals the one the server exported (and, when the item

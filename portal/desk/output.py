@@ -28,10 +28,14 @@ class AtomicOutput:
 
     An existing ``path`` is never replaced (``FileExistsError``) unless
     ``overwrite`` is true. OSErrors name ``path``, not the temporary file.
+    A name known only once the content has been checked (an attachment's)
+    may be given inside the block by setting ``path`` (and ``overwrite``)
+    to a name in the same directory.
     """
 
     def __init__(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         self.path = os.fspath(path)
+        self._tmp_for = self.path
         self.overwrite = overwrite
         self._tmp: str | None = None
         self._file: BinaryIO | None = None
@@ -65,6 +69,8 @@ class AtomicOutput:
     def _commit(self) -> None:
         if self._file is None or self._tmp is None:
             raise RuntimeError("AtomicOutput used outside its with block")
+        if os.path.dirname(self.path) != os.path.dirname(self._tmp_for):
+            raise RuntimeError("AtomicOutput can only rename within its directory")
         try:
             self._file.flush()
             os.fsync(self._file.fileno())

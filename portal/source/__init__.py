@@ -28,6 +28,7 @@ from portal.source import (
     sealed,
     security,
     state,
+    uploads,
     views,
 )
 
@@ -35,7 +36,7 @@ STATIC = PROJECT_ROOT / "portal" / "static"
 TEMPLATES = PROJECT_ROOT / "templates"
 SUBMISSION_ENDPOINTS = frozenset(
     {"pages.form", "plain.submit", "sealed.submit", "followup.ask", "followup.plain"}
-    | {"followup.sealed"}
+    | {"followup.sealed", "uploads.create", "uploads.append"}
 )
 
 
@@ -44,6 +45,8 @@ def refuse_when_unavailable() -> ResponseReturnValue | None:
     reason = state.current().unavailable
     if reason is None or request.endpoint not in SUBMISSION_ENDPOINTS:
         return None
+    if request.blueprint == "uploads":
+        return uploads.answer(503, reason)
     if request.endpoint in errors.JSON_ENDPOINTS:
         return errors.respond(503, reason)
     return views.render_unavailable(i18n.translate(reason))
@@ -70,7 +73,8 @@ def create_app(config: Config) -> Flask:
     i18n.init(app, config.translations_dir)
     errors.init(app)
     app.context_processor(lambda: {"demo": current.demo, "unavailable": current.unavailable})
-    for blueprint in (views.bp, sealed.bp, plain.bp, replies.bp, followup.bp):
+    app.context_processor(lambda: {"upload_limits": uploads.form_limits(config)})
+    for blueprint in (views.bp, sealed.bp, plain.bp, replies.bp, followup.bp, uploads.bp):
         app.register_blueprint(blueprint)
     return app
 

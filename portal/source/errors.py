@@ -39,7 +39,7 @@ MESSAGES = {
 def respond(status: int, message: str) -> Response | tuple[str, int]:
     """The error ``message`` (marked for translation) as JSON or a page, with ``status``."""
     text = translate(message)
-    if request.blueprint == "sealed" or request.endpoint in JSON_ENDPOINTS:
+    if request.blueprint in {"sealed", "uploads"} or request.endpoint in JSON_ENDPOINTS:
         response = jsonify(error=text)
         response.status_code = status
         return response

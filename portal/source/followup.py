@@ -2,7 +2,7 @@
 
 ``GET /followup`` shows the form: the receipt, a free text and the four
 consent questions, each at "No change" by default. With JavaScript,
-``followup.js`` seals the follow-up in the browser (FORMAT.md §15.6) and
+``followup.js`` seals the follow-up in the browser (FORMAT.md §15.7) and
 posts the envelope to ``POST /followup/sealed`` with only the lookup token
 (``X-Lookup-Token``) and the CSRF token: the receipt never leaves the
 browser. Without JavaScript, ``POST /followup/plain`` seals it on the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from portal import receipt, storage
 from portal.envelope import Header
@@ -26,6 +27,10 @@ TOKEN_TAKEN = N_(
     "This report was received already, so nothing new was stored. To send another report,"
     " reload the form."
 )
+UPLOADS_GONE = N_(
+    "A file sent with the report was already sent with another report or was deleted, so"
+    " nothing was stored. Reload the form and send the report and its files again."
+)
 NOT_STORED = N_(
     "The portal could not store the report, so nothing was kept. Please try again later."
 )
@@ -37,19 +42,27 @@ def today() -> dt.date:
 
 
 def accept(
-    envelope: bytes, header: Header, token: bytes, reply_public_key: bytes, sealed_by: SealedBy
+    envelope: bytes,
+    header: Header,
+    token: bytes,
+    reply_public_key: bytes,
+    sealed_by: SealedBy,
+    attachments: Sequence[storage.Staged] = (),
 ) -> None:
-    """Store a checked envelope; raises :class:`Refused` (409 or 503) when nothing was stored.
+    """Store a checked envelope and its checked attachments in one transaction.
 
-    On success the CSRF token is rotated, so the same form is accepted once.
+    Raises :class:`Refused` (409 or 503) when nothing was stored. On success
+    the CSRF token is rotated, so the same form is accepted once.
     """
     current = state.current()
     digest = receipt.lookup_digest(current.digest_key, token)
     incoming = storage.Incoming(envelope, header, digest, reply_public_key, sealed_by)
     try:
-        storage.store(current.db, current.config.data_dir, incoming, today())
+        storage.store(current.db, current.config.data_dir, incoming, today(), attachments)
     except storage.LookupTokenTaken:
         raise Refused(409, TOKEN_TAKEN) from None
+    except storage.UploadsGone:
+        raise Refused(409, UPLOADS_GONE) from None
     except storage.StorageError as err:
         log.error("a submission could not be stored: %s", err)
         raise Refused(503, NOT_STORED) from None

@@ -4,21 +4,42 @@ Without ``server_seal_consent=yes`` nothing is sealed: the form comes back,
 filled in, with the explanation. With it, the server validates the answers
 with ``report.from_form``, seals the document in memory (path ``server``),
 stores it like a browser-sealed one and shows the receipt, once.
+
+The form is ``multipart/form-data`` (it has a file input) and is read as
+it streams in (``multipart``): the answers, the CSRF token and the consent
+are checked when the first file part begins, before any file byte is
+kept; each file is sealed through an encrypted spool; the report lists the
+files, and everything is stored in one transaction. Limits, quota and free
+space are checked from ``Content-Length`` before the body is read. The
+CSRF check is this view's own (Flask-WTF's would parse the whole form
+first), with the same message. A URL-encoded form (no files) is accepted too.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+import errno
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from portal import report
+from cryptography.exceptions import InvalidTag
+from flask import Blueprint, render_template, request
+from flask_wtf.csrf import CSRFError, ValidationError, validate_csrf
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from portal import attachment, report
 from portal.models import SealedBy
 from portal.report import N_
-from portal.source import state
+from portal.source import multipart, state
 from portal.source.intake import accept
+from portal.source.limits import DISK_FULL, NOT_STORED, check_space, plain_limits
 from portal.source.sealing import seal_report
-from portal.source.security import CSRF_FIELD
+from portal.source.security import CSRF_FIELD, csrf
+from portal.source.upload import Refused
 from portal.source.views import render_form
+from portal.storage import Staged
 
+log = logging.getLogger(__name__)
 bp = Blueprint("plain", __name__)
 
 CONSENT = "server_seal_consent"
@@ -29,34 +50,155 @@ UNKNOWN_FIELDS = N_(
 )
 CHECK_ANSWERS = N_("Nothing was sent yet. Please check the answers marked below.")
 NOT_SENT = N_("Nothing was sent yet.")
+# The same, for the form with its file input: a browser cannot fill that in again.
+AGAIN_WITH_FILES = {
+    UNKNOWN_FIELDS: N_(
+        "The form that was sent has answers this portal does not know, so nothing was stored."
+        " Check your answers below, choose your files again (they were not kept) and send the"
+        " form again."
+    ),
+    CHECK_ANSWERS: N_(
+        "Nothing was sent yet. Please check the answers marked below, and choose your files"
+        " again: they were not kept."
+    ),
+    NOT_SENT: N_(
+        "Nothing was sent yet. If you chose files, choose them again: they were not kept."
+    ),
+}
+FILES_TOO_LARGE = N_(
+    "The files are larger than this portal accepts with one report, or there are too many,"
+    " so nothing was stored. Go back, remove some files and send the form again."
+)
+NO_LENGTH = N_(
+    "The form arrived without its length, so nothing was stored. Go back and send it again."
+)
+MALFORMED = N_(
+    "The form arrived damaged or incomplete, so nothing was stored. Go back and send it again."
+)
+
+
+class FormAgain(Exception):
+    """The answers need the submitter again: the form, filled in, is the answer."""
+
+    def __init__(self, page: tuple[str, int]) -> None:
+        super().__init__("the form is shown again")
+        self.page = page
 
 
 def submitted() -> dict[str, list[str]]:
-    """The posted answers; line breaks as the browser's own form script would send them."""
-    return {
-        name: [v.replace("\r\n", "\n") for v in request.form.getlist(name)] for name in request.form
-    }
+    """The answers of a URL-encoded form (parsed in memory), with line breaks as form.js's."""
+    return normalised({name: request.form.getlist(name) for name in request.form})
 
 
-@bp.post("/report/plain")
-def submit() -> tuple[str, int]:
-    values = submitted()
+def normalised(values: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    return {name: [v.replace("\r\n", "\n") for v in found] for name, found in values.items()}
+
+
+def check_csrf(values: Mapping[str, Sequence[str]]) -> None:
+    """Flask-WTF's check of the form's token, raising the same ``CSRFError``."""
+    tokens = values.get(CSRF_FIELD, [])
+    try:
+        validate_csrf(tokens[0] if len(tokens) == 1 else None)
+    except ValidationError as err:
+        raise CSRFError(str(err)) from None
+
+
+def review(raw: Mapping[str, Sequence[str]], files_sent: bool) -> dict[str, Any]:
+    """The checked fields, or :class:`FormAgain` (or ``CSRFError``) before anything is kept."""
+    check_csrf(raw)
+    values = normalised(raw)
+    say = AGAIN_WITH_FILES.get if files_sent else str
     if set(values) - KNOWN_NAMES:
         known = {k: v for k, v in values.items() if k in KNOWN_NAMES}
-        return render_form(known, notice=UNKNOWN_FIELDS, status=400)
+        raise FormAgain(render_form(known, notice=say(UNKNOWN_FIELDS), status=400))
     try:
         fields, problems = report.from_form(values), {}
     except report.ReportError as err:
         fields, problems = {}, err.problems
     consent = values.get(CONSENT) == ["yes"]
     if problems or not consent:
-        notice = CHECK_ANSWERS if problems else NOT_SENT
-        return render_form(values, problems, notice=notice, consent_missing=not consent, status=400)
+        notice = say(CHECK_ANSWERS if problems else NOT_SENT)
+        raise FormAgain(render_form(values, problems, notice=notice,
+                                    consent_missing=not consent, status=400))  # fmt: skip
+    return fields
+
+
+@bp.post("/report/plain")
+def submit() -> tuple[str, int]:
+    try:
+        if request.mimetype == multipart.MULTIPART:
+            return streamed()
+        return finish(review(submitted(), files_sent=False), [])
+    except FormAgain as again:
+        return again.page
+
+
+def streamed() -> tuple[str, int]:
+    """The multipart form, read and sealed as it arrives."""
     current = state.current()
-    sealed = seal_report(fields, current.keys)
+    limits = plain_limits(current.config)
+    length = request.content_length
+    if length is None:
+        raise Refused(411, NO_LENGTH)
+    if length > limits.body:
+        raise Refused(413, FILES_TOO_LARGE)
+    check_space(current, length)
+    boundary = request.mimetype_params.get("boundary", "")
+    if not boundary or not boundary.isascii():
+        raise Refused(400, MALFORMED)
+    request.max_content_length = limits.body
+    recipients = [k.public_key for k in current.keys]
+    form = multipart.StreamingForm(request.stream.read, boundary.encode(), limits.form,
+                                   (current.config.data_dir, recipients))  # fmt: skip
+    try:
+        received = form.run(lambda values: review(values, files_sent=True))
+    except BaseException as err:
+        drain()
+        raise stream_error(err) from None
+    try:
+        return finish(received.checked, received.files)
+    finally:
+        received.discard()  # stored ones were moved already; this removes the rest
+
+
+def stream_error(err: BaseException) -> BaseException:
+    """What to answer when reading or sealing the form failed (nothing was kept)."""
+    if isinstance(err, multipart.TooLarge | RequestEntityTooLarge):
+        return Refused(413, FILES_TOO_LARGE)
+    if isinstance(err, multipart.UnknownPart):
+        return FormAgain(render_form(notice=AGAIN_WITH_FILES[UNKNOWN_FIELDS], status=400))
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Refused(507, DISK_FULL)
+    if isinstance(err, OSError | InvalidTag):
+        log.error("files sent without JavaScript could not be sealed: %s", type(err).__name__)
+        return Refused(503, NOT_STORED)
+    if isinstance(err, ValueError | HTTPException) and not isinstance(err, CSRFError):
+        return Refused(400, MALFORMED)
+    return err
+
+
+def drain() -> None:
+    """Read what is left of the body, so that the browser sees the answer, not a reset."""
+    try:
+        while request.stream.read(multipart.PIECE):
+            pass
+    except HTTPException:
+        pass
+
+
+def finish(
+    fields: Mapping[str, Any], files: Sequence[tuple[Staged, attachment.Metadata]]
+) -> tuple[str, int]:
+    """Seal the report (listing ``files``), store it with them, and show the receipt."""
+    current = state.current()
+    listed = [meta.listing() for _, meta in files]
+    sealed = seal_report(fields, current.keys, listed)
     accept(sealed.envelope, sealed.header, sealed.lookup_token, sealed.reply_public_key,
-           SealedBy.SERVER)  # fmt: skip
+           SealedBy.SERVER, [staged for staged, _ in files])  # fmt: skip
     page = render_template(
         "source/confirmation.html", receipt=sealed.receipt, fingerprints=current.fingerprints
     )
     return page, 200
+
+
+csrf.exempt(submit)  # checked by ``review``, once the answers have arrived

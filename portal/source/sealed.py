@@ -5,9 +5,16 @@ the configured limit); the headers carry the CSRF token, the lookup token
 (64 hex digits) and the reply public key (base64). The answer is ``201``
 with the fingerprints of the keys it was sealed to, or a 4xx/503 with a
 message for the submitter, and then nothing was stored.
+
+``X-Attachments`` (optional) lists the tokens of complete uploads
+(``/uploads``, see docs/UPLOADS.md), separated by single spaces: each
+becomes a submission of the same thread, stored in the report's
+transaction; any problem with any of them stores nothing and keeps them all.
 """
 
 from __future__ import annotations
+
+import time
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -25,5 +32,11 @@ def submit() -> tuple[Response, int]:
     reply_key = upload.reply_key(request.headers.get("X-Reply-Key"))
     body = request.get_data(cache=False)
     header = upload.check_envelope(body, current.keys, current.config.max_report_bytes)
-    accept(body, header, token, reply_key, SealedBy.BROWSER)
+    tokens = upload.attachment_tokens(
+        request.headers.get("X-Attachments"), current.config.max_files
+    )
+    staged = upload.claim_attachments(
+        current.db, current.config, tokens, current.keys, int(time.time())
+    )
+    accept(body, header, token, reply_key, SealedBy.BROWSER, staged)
     return jsonify(fingerprints=current.fingerprints), 201

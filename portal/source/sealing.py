@@ -34,11 +34,20 @@ def serialise(document: Mapping[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def seal_report(fields: Mapping[str, Any], keys: Sequence[RecipientKey]) -> Sealed:
-    """A new receipt and the report sealed (path ``server``) to every key in ``keys``."""
+def seal_report(
+    fields: Mapping[str, Any],
+    keys: Sequence[RecipientKey],
+    attachments: Sequence[Mapping[str, Any]] = (),
+) -> Sealed:
+    """A new receipt and the report sealed (path ``server``) to every key in ``keys``.
+
+    ``attachments`` are the listing entries of the files sealed with it (FORMAT.md §15.1).
+    """
     shown = receipt.generate()
     reply_public_key = receipt.reply_public_key(shown)
     document = report.document(fields, reply_public_key, sealed_by="server")
+    if attachments:
+        document["attachments"] = [dict(a) for a in attachments]
     sealed = envelope.seal(serialise(document), [k.public_key for k in keys], SealPath.SERVER)
     return Sealed(
         receipt=shown,

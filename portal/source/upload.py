@@ -13,13 +13,19 @@ import binascii
 import io
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
-from portal import envelope
+from portal import envelope, quota, uploads
+from portal.config import Config
+from portal.db import Database
 from portal.envelope import Header, SealPath
 from portal.keys import RecipientKey
+from portal.models import SealedBy
 from portal.report import N_
+from portal.storage import Staged
 
 TOKEN = re.compile(r"[0-9a-f]{64}")
+ATTACHMENT_TOKENS = re.compile(r"[0-9a-f]{64}( [0-9a-f]{64})*")
 
 BAD_TOKEN = N_(
     "The report could not be sent because its lookup token is missing or malformed."
@@ -43,6 +49,22 @@ WRONG_KEYS = N_(
     " Reload the page to get the current keys and send it again."
 )
 TOO_LARGE = N_("The report is larger than this portal accepts, so nothing was stored.")
+BAD_ATTACHMENTS = N_(
+    "The list of files sent with the report is malformed, so nothing was stored. Reload the"
+    " page and try again."
+)
+TOO_MANY_FILES = N_(
+    "The report has more files, or larger files in all, than this portal accepts with one"
+    " report, so nothing was stored. Remove some files and send it again."
+)
+UNKNOWN_ATTACHMENT = N_(
+    "A file sent with the report is not known to the portal: it expired, was deleted or was"
+    " already sent with a report. Nothing was stored. Choose the file again and send it."
+)
+UNFINISHED_ATTACHMENT = N_(
+    "A file sent with the report has not finished uploading, so nothing was stored. Wait"
+    " until every file is uploaded and send the report again."
+)
 
 
 class Refused(Exception):
@@ -91,3 +113,46 @@ def check_envelope(body: bytes, keys: Sequence[RecipientKey], max_bytes: int) ->
     if sorted(header.key_ids) != sorted(k.key_id for k in keys):
         raise Refused(400, WRONG_KEYS)
     return header
+
+
+def attachment_tokens(value: str | None, max_files: int) -> list[str]:
+    """The upload tokens of ``X-Attachments``: distinct, single spaces, at most ``max_files``."""
+    if value is None:
+        return []
+    if not ATTACHMENT_TOKENS.fullmatch(value):
+        raise Refused(400, BAD_ATTACHMENTS)
+    tokens = value.split(" ")
+    if len(set(tokens)) != len(tokens):
+        raise Refused(400, BAD_ATTACHMENTS)
+    if len(tokens) > max_files:
+        raise Refused(413, TOO_MANY_FILES)
+    return tokens
+
+
+def claim_attachments(
+    db: Database, config: Config, tokens: Sequence[str], keys: Sequence[RecipientKey], now: int
+) -> list[Staged]:
+    """The complete uploads of ``tokens``, checked again to the current keys, ready to store.
+
+    Nothing changes here: a refusal leaves every upload as it was, for a retry.
+    """
+    try:
+        claimed = uploads.claim(db, config.data_dir, tokens, now)
+    except uploads.OffsetMismatch:
+        raise Refused(409, UNFINISHED_ATTACHMENT) from None
+    except uploads.UploadError:
+        raise Refused(400, UNKNOWN_ATTACHMENT) from None
+    key_ids = sorted(k.key_id for k in keys)
+    for item in claimed:
+        if item.header.path is not SealPath.BROWSER:
+            raise Refused(400, WRONG_PATH)
+        if sorted(item.header.key_ids) != key_ids:
+            raise Refused(400, WRONG_KEYS)
+    total = sum(item.header.total_size for item in claimed)
+    if total > quota.allegation_bound(len(claimed), len(keys), config.max_attachments_bytes):
+        raise Refused(413, TOO_MANY_FILES)
+    return [_staged(item.path, item.header, item.id) for item in claimed]
+
+
+def _staged(path: Path, header: Header, upload_id: str) -> Staged:
+    return Staged(path, header, SealedBy.BROWSER, upload_id)

@@ -33,10 +33,10 @@ ROOT = HERE.parent.parent
 OUT = HERE / "v1"
 
 try:
-    from portal import envelope
+    from portal import attachment, envelope, report
 except ModuleNotFoundError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT))
-    from portal import envelope
+    from portal import attachment, envelope, report
 
 LABEL_PREFIX = b"reprisals-portal test vectors v1 "
 INLINE_PLAINTEXT_MAX = 64  # plaintexts up to this many bytes are inlined as hex
@@ -628,11 +628,193 @@ def build() -> dict[str, bytes]:
         **tables(),
     }
     files["vectors.json"] = _dump(document)
+    files |= attachment_files()
     files["invalid.json"] = _dump(
         {
             "description": "Envelopes that every implementation must refuse, each with the "
             "error class (named as in portal/envelope.py) and the stage that must refuse it.",
             "vectors": invalid,
+        }
+    )
+    return files
+
+
+# --- attachments (FORMAT.md §15.6) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttachmentCase:
+    name: str
+    description: str
+    data: bytes
+    given_name: str  # what the browser gave: the sealer records it cut and cleaned
+    given_media_type: str
+    sealed_to: tuple[str, ...] = ()  # recipients of the known-answer envelope, if there is one
+    path: envelope.SealPath = envelope.SealPath.BROWSER
+
+    @property
+    def file_id(self) -> str:
+        return label_hash("attachment id", self.name)[:16].hex()
+
+    def encoder(self) -> attachment.Encoder:
+        return attachment.Encoder(
+            io.BytesIO(self.data),
+            len(self.data),
+            name=self.given_name,
+            media_type=self.given_media_type,
+            file_id=self.file_id,
+        )
+
+
+ATTACHMENT_CASES = (
+    AttachmentCase(
+        "attachment_photo",
+        "A 1000-byte file whose name needs JSON escapes (a quote, a backslash, U+0001) and "
+        "non-ASCII text, sealed in the browser to alice and bob.",
+        pattern("attachment_photo", 1000),
+        'Фото "суд"\\\x01 ñ.JPG',
+        "image/jpeg",
+        sealed_to=("alice", "bob"),
+    ),
+    AttachmentCase(
+        "attachment_empty_unnamed",
+        'An empty file with an empty name (recorded as "unnamed") and no media type.',
+        b"",
+        "",
+        "",
+    ),
+    AttachmentCase(
+        "attachment_long_name",
+        "A 3-byte file whose 1200-code-point name (four-byte characters) is cut to 1000, and "
+        'whose 300-character media type is recorded as "" (never cut).',
+        b"abc",
+        "\U0001f4c4" * 1200,
+        "x/" + "y" * 298,
+    ),
+)
+
+BAD_FILE = b"abc"
+
+
+def _bad_content(meta: dict[str, Any] | bytes, declared: int = len(BAD_FILE)) -> bytes:
+    raw = meta if isinstance(meta, bytes) else json.dumps(meta, ensure_ascii=False).encode()
+    return attachment.MAGIC + declared.to_bytes(8, "big") + BAD_FILE + raw
+
+
+def _bad_meta(**changes: Any) -> dict[str, Any]:
+    meta = attachment.Metadata(
+        "00112233445566778899aabbccddeeff", "text/plain", "a.txt",
+        hashlib.sha256(BAD_FILE).hexdigest(), len(BAD_FILE),
+    ).to_json()  # fmt: skip
+    meta.update(changes)
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+INVALID_ATTACHMENTS: tuple[tuple[str, str, bytes, str], ...] = (
+    ("report", "a report document, not an attachment", b'{"type":"reprisal-report"}',
+     "NotAnAttachment"),
+    ("wrong_magic", "UNRPFILX instead of UNRPFILE", b"UNRPFILX" + _bad_content(_bad_meta())[8:],
+     "NotAnAttachment"),
+    ("too_short", "12 bytes: the size is cut short", _bad_content(_bad_meta())[:12],
+     "MalformedAttachment"),
+    ("size_beyond_content", "S is 1000 but the content ends long before",
+     _bad_content(_bad_meta(size=1000), 1000), "MalformedAttachment"),
+    ("metadata_one_byte", "M is 1", _bad_content(b"{"), "MalformedAttachment"),
+    ("metadata_not_json", "the metadata is not JSON", _bad_content(b"nope"),
+     "MalformedAttachment"),
+    ("metadata_repeated_member", "size appears twice",
+     _bad_content(json.dumps(_bad_meta()).encode()[:-1] + b', "size": 3}'),
+     "MalformedAttachment"),
+    ("metadata_extra_member", "an unexpected member path",
+     _bad_content(_bad_meta(path="../../x")), "MalformedAttachment"),
+    ("metadata_missing_member", "no sha256", _bad_content(_bad_meta(sha256=None)),
+     "MalformedAttachment"),
+    ("size_mismatch", "size 2 for a 3-byte file", _bad_content(_bad_meta(size=2)),
+     "MalformedAttachment"),
+    ("size_as_string", "size \"3\"", _bad_content(_bad_meta(size="3")), "MalformedAttachment"),
+    ("version_true", "version true (not the integer 1)", _bad_content(_bad_meta(version=True)),
+     "MalformedAttachment"),
+    ("id_upper_case", "id in upper-case hex",
+     _bad_content(_bad_meta(id="00112233445566778899AABBCCDDEEFF")), "MalformedAttachment"),
+    ("name_empty", "an empty name", _bad_content(_bad_meta(name="")), "MalformedAttachment"),
+    ("name_1001", "a name of 1001 code points", _bad_content(_bad_meta(name="n" * 1001)),
+     "MalformedAttachment"),
+    ("media_type_256", "a media type of 256 characters",
+     _bad_content(_bad_meta(media_type="m" * 256)), "MalformedAttachment"),
+    ("sha256_mismatch", "the SHA-256 of other bytes",
+     _bad_content(_bad_meta(sha256=hashlib.sha256(b"abd").hexdigest())), "HashMismatch"),
+)  # fmt: skip
+
+
+def attachment_files() -> dict[str, bytes]:
+    """``attachments.json`` and the files it names."""
+    files: dict[str, bytes] = {}
+    valid = []
+    metas = []
+    for case in ATTACHMENT_CASES:
+        encoder = case.encoder()
+        content = b"".join(encoder)
+        meta = encoder.metadata
+        metas.append(meta)
+        record: dict[str, Any] = {
+            "name": case.name,
+            "description": case.description,
+            "given_name": case.given_name,
+            "given_media_type": case.given_media_type,
+            "id": meta.id,
+            "recorded_name": meta.name,
+            "media_type": meta.media_type,
+            "file_size": len(case.data),
+            "file_sha256": meta.sha256,
+            "file_hex": case.data.hex(),
+            "metadata_json": attachment.encode_metadata(meta).decode("utf-8"),
+            "metadata_size": len(attachment.encode_metadata(meta)),
+            "content_length": len(content),
+            "content_sha256": hashlib.sha256(content).hexdigest(),
+            "desk_file_name": attachment.file_name(meta),
+        }
+        if case.sealed_to:
+            sealed = Case(case.name, case.description, case.sealed_to, case.path, content)
+            env = sealed.seal()
+            files[f"{case.name}.env"] = env
+            if "plaintext_file" in (envelope_record := case_record(sealed, env)):
+                files[envelope_record["plaintext_file"]] = content
+            record["envelope"] = envelope_record
+        valid.append(record)
+    invalid = [
+        {"name": name, "description": what, "content_hex": data.hex(), "expected_error": error}
+        for name, what, data, error in INVALID_ATTACHMENTS
+    ]
+    reply = public_key(secret_key("alice"))
+    fields = {"account": "Photos of the summons attached."}
+    files["attachments.json"] = _dump(
+        {
+            "description": "Known answers for the attachment content (docs/FORMAT.md §15.6) "
+            "and the report's attachments member (§15.1). Regenerate with generate.py.",
+            "constants": {
+                "magic_hex": attachment.MAGIC.hex(),
+                "prefix_size": attachment.PREFIX_SIZE,
+                "min_metadata": attachment.MIN_METADATA,
+                "max_metadata": attachment.MAX_METADATA,
+                "max_name_code_points": attachment.MAX_NAME,
+                "max_media_type": attachment.MAX_MEDIA_TYPE,
+                "max_listed": attachment.MAX_LISTED,
+                "type": attachment.ATTACHMENT_TYPE,
+                "version": attachment.ATTACHMENT_VERSION,
+            },
+            "valid": valid,
+            "invalid": invalid,
+            "report": {
+                "fields": fields,
+                "reply_public_key_hex": reply.hex(),
+                "sealed_by": "browser",
+                "attachments": [m.listing() for m in metas[:2]],
+                "document": json.dumps(
+                    report.document(fields, reply, "browser", metas[:2]),
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                ),
+            },
         }
     )
     return files

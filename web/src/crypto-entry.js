@@ -8,6 +8,7 @@ import { parseKeys, verifyReply } from './signature.js';
 import { CryptoUnavailable, getBackend, selfTest, setBackend } from './backend.js';
 import { webCryptoBackend } from './backend-webcrypto.js';
 import { fromBase64, toBase64, toHex } from './bytes.js';
+import { createAttachmentSealer } from './attachment.js';
 
 /** Use WebCrypto if the page has it and it passes its known answers; resolves true if so. */
 async function useNative() {
@@ -37,6 +38,7 @@ self.PortalCrypto = Object.freeze({
   fingerprint: envelope.fingerprint,
   keyId: envelope.keyId,
   checkRecipients: envelope.checkRecipients,
+  attachment: Object.freeze({ create: createAttachmentSealer }),
   receipt: Object.freeze({
     generate: receipt.generate,
     normalize: receipt.normalize,

@@ -1,4 +1,4 @@
-// The follow-up document's thread proofs (docs/FORMAT.md §15.6), part of the
+// The follow-up document's thread proofs (docs/FORMAT.md §15.7), part of the
 // crypto bundle: for each team key, HKDF-SHA256 of the X25519 shared secret
 // between the receipt's reply secret and that key, with the reply public key
 // and the team key in its info. Only the holder of the receipt can make one

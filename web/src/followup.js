@@ -6,7 +6,7 @@
 // - once the page is parsed, this script loads the crypto bundle (and the
 //   pure-JS AES-GCM bundle only when crypto.subtle is missing or broken);
 // - on submit it normalises the receipt, derives the lookup token and the
-//   reply secret, builds the follow-up document (docs/FORMAT.md §15.6: the
+//   reply secret, builds the follow-up document (docs/FORMAT.md §15.7: the
 //   text, the consent answers changed, and a thread proof per team key),
 //   seals it to every key in #recipient-keys and POSTs the envelope to
 //   data-submit-url with only the lookup token and the CSRF token;

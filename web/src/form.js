@@ -9,7 +9,10 @@
 // - on submit it builds the report document, a receipt and its derived
 //   values, seals the document to every key in #recipient-keys, POSTs the
 //   envelope to data-submit-url and, on 201, replaces the form with
-//   #confirmation-template showing the receipt and the fingerprints.
+//   #confirmation-template showing the receipt and the fingerprints;
+// - files chosen in #attachment-files are first sealed and uploaded one by
+//   one (attachments.js, with progress, pause and resume in #upload-progress);
+//   the report then lists them and names their uploads in X-Attachments.
 //
 // Every string a person reads comes from the page, so the server can translate
 // it: the form's data-msg-* attributes (English defaults below), and optional
@@ -21,6 +24,7 @@ import { fieldsFromForm, reportDocument } from './report.js';
 import { toBase64, toHex } from './bytes.js';
 import { utf8 } from './text.js';
 import { loadCrypto } from './loader.js';
+import { AttachmentProblem, formAttachments } from './attachments.js';
 
 const DEFAULTS = {
   loading: 'Preparing the encryption…',
@@ -146,6 +150,7 @@ function init() {
   const msg = messages(form);
   const status = findOrCreate(form, '[data-form-status]', 'status');
   const alert = findOrCreate(form, '[data-form-alert]', 'alert');
+  const attachments = formAttachments(form);
   const crypto = loadCrypto(form);
   crypto.catch(() => show(alert, msg.noCrypto)); // never fail silently, even before a submit
   // Only now may the form be submitted: this handler, not the form's plain action, sends it.
@@ -158,7 +163,10 @@ function init() {
     event.preventDefault();
     if (busy) return;
     busy = true;
-    const buttons = Array.from(form.querySelectorAll('button, input[type="submit"]'));
+    // The upload's own Pause/Resume/Cancel buttons stay usable while the form is busy.
+    const buttons = Array.from(form.querySelectorAll('button, input[type="submit"]')).filter(
+      (b) => !b.closest('#upload-progress'),
+    );
     buttons.forEach((b) => (b.disabled = true));
     form.setAttribute('aria-busy', 'true');
     show(alert, '');
@@ -173,13 +181,23 @@ function init() {
       show(status, msg.sealing);
       const keys = recipientKeys(pc, msg);
       const fields = fieldsFromForm(form);
+      const csrf = form.querySelector('input[name="csrf_token"]');
+      show(status, '');
+      let uploaded;
+      try {
+        uploaded = await attachments.send(pc, keys.map((k) => k.key), csrf ? csrf.value : '');
+      } catch (err) {
+        throw err instanceof AttachmentProblem ? new UserFacing(err.message) : err;
+      }
+      show(status, msg.sealing);
       const receipt = pc.receipt.generate();
       const token = await pc.receipt.lookupToken(receipt);
       const replyKey = await pc.receipt.replyPublicKey(receipt);
-      const doc = reportDocument(fields, replyKey, 'browser');
+      const listed = uploaded.map((u) => u.metadata);
+      const doc = reportDocument(fields, replyKey, 'browser', listed);
       const sealed = await pc.seal(utf8(JSON.stringify(doc)), keys.map((k) => k.key), 'browser');
       show(status, msg.sending);
-      const csrf = form.querySelector('input[name="csrf_token"]');
+      const extra = uploaded.length ? { 'X-Attachments': uploaded.map((u) => u.token).join(' ') } : {};
       let response;
       try {
         response = await fetch(form.dataset.submitUrl, {
@@ -193,6 +211,7 @@ function init() {
             'X-CSRFToken': csrf ? csrf.value : '',
             'X-Lookup-Token': toHex(token),
             'X-Reply-Key': toBase64(replyKey),
+            ...extra,
           },
           body: sealed,
         });
@@ -200,6 +219,7 @@ function init() {
         throw new UserFacing(msg.network);
       }
       if (response.status !== 201) throw new UserFacing(await errorMessage(response, msg));
+      attachments.sent();
       const template = document.getElementById('confirmation-template');
       const confirmation = fillConfirmation(template, receipt, keys);
       const focus = confirmation.querySelector('[data-focus], h1, h2');

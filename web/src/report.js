@@ -80,13 +80,26 @@ export function fieldsFromForm(form) {
   return fields;
 }
 
-/** The JSON object sealed in the envelope, as portal.report.document builds it. */
-export function reportDocument(fields, replyPublicKey, sealedBy = 'browser') {
-  return {
+export const MAX_ATTACHMENTS = 64;
+const ATTACHMENT_KEYS = ['id', 'media_type', 'name', 'sha256', 'size'];
+
+/**
+ * The JSON object sealed in the envelope, as portal.report.document builds it.
+ * `attachments` (optional): each attachment's {id, media_type, name, sha256,
+ * size}, in the order the submitter chose them; the member is left out when
+ * there are none (docs/FORMAT.md §15.1).
+ */
+export function reportDocument(fields, replyPublicKey, sealedBy = 'browser', attachments = []) {
+  const doc = {
     type: REPORT_TYPE,
     version: REPORT_VERSION,
     sealed_by: sealedBy,
     reply_public_key: toBase64(replyPublicKey),
     fields: { ...fields },
   };
+  if (attachments.length > MAX_ATTACHMENTS) throw new RangeError(`at most ${MAX_ATTACHMENTS} attachments`);
+  if (attachments.length) {
+    doc.attachments = attachments.map((a) => Object.fromEntries(ATTACHMENT_KEYS.map((k) => [k, a[k]])));
+  }
+  return doc;
 }

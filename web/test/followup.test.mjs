@@ -1,4 +1,4 @@
-// The follow-up document (docs/FORMAT.md §15.6): its thread proof agrees with
+// The follow-up document (docs/FORMAT.md §15.7): its thread proof agrees with
 // portal/followup.py (the known answer below is the one tests/test_followup.py
 // checks), and the document is built as the server builds it.
 
@@ -33,7 +33,7 @@ test('the thread proof matches the reference, and the desk side computes the sam
   assert.deepEqual(fromHex(TEAM), team);
 });
 
-test('the follow-up document has exactly the members of §15.6 and opens with the team key', async () => {
+test('the follow-up document has exactly the members of §15.7 and opens with the team key', async () => {
   const doc = followupDocument({ account: 'more', consent_publication: 'no' }, 'AAAA', { [TEAM_ID]: 'x' });
   assert.deepEqual(Object.keys(doc), ['type', 'version', 'sealed_by', 'reply_public_key', 'thread_proofs', 'fields']);
   assert.equal(doc.type, 'reprisal-followup');

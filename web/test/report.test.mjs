@@ -101,3 +101,18 @@ test('two answers for a one-answer field is a page bug, not silently resolved', 
     /two answers for "country"/,
   );
 });
+
+test('the attachments member lists each file in the order chosen, and only when there are some', () => {
+  const key = new Uint8Array(32).fill(7);
+  const a = { id: 'a'.repeat(32), media_type: 'image/png', name: 'b.png', sha256: '1'.repeat(64), size: 3, extra: 1 };
+  const b = { id: 'b'.repeat(32), media_type: '', name: 'a.txt', sha256: '2'.repeat(64), size: 0 };
+  const doc = reportDocument({ account: 'x' }, key, 'browser', [a, b]);
+  assert.deepEqual(Object.keys(doc), ['type', 'version', 'sealed_by', 'reply_public_key', 'fields', 'attachments']);
+  assert.deepEqual(doc.attachments, [
+    { id: 'a'.repeat(32), media_type: 'image/png', name: 'b.png', sha256: '1'.repeat(64), size: 3 },
+    { id: 'b'.repeat(32), media_type: '', name: 'a.txt', sha256: '2'.repeat(64), size: 0 },
+  ]);
+  assert.equal('attachments' in reportDocument({ account: 'x' }, key, 'browser', []), false);
+  assert.equal('attachments' in reportDocument({ account: 'x' }, key), false);
+  assert.throws(() => reportDocument({}, key, 'browser', new Array(65).fill(b)), RangeError);
+});
