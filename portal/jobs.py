@@ -120,7 +120,7 @@ def purge_empty_threads(config: Config, db: Database, today: dt.date) -> str:
     return f"deleted {count} empty thread(s) older than {config.empty_thread_days} days"
 
 
-ORDERED_TABLES = ("threads", "submissions", "replies")
+ORDERED_TABLES = ("threads", "submissions", "replies", "deleted_replies")
 
 
 def reorder_rows(config: Config, db: Database, today: dt.date) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from portal import cli, jobs, storage
 from portal.db import Database
-from portal.models import Reply, SealedBy, Submission, Thread
+from portal.models import DeletedReply, Reply, SealedBy, Submission, Thread
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -137,19 +137,21 @@ def test_a_failing_job_fails_the_command_but_not_the_others(env, monkeypatch, ca
 def test_rows_are_rewritten_in_id_order_not_arrival_order(portal):
     db = Database(portal.database_url)
     with db.session() as session:
-        for name in "97531":  # arriving in descending id order
+        for name in "97531":  # arriving (and deleted) in descending id order
             add_thread(session, name, TODAY, submission=True)
+            session.add(DeletedReply(id=name * 32))
             session.commit()
-    physical = (
-        "SELECT id FROM threads ORDER BY ctid"
-        if portal.database_url.startswith("postgresql")
-        else "SELECT id FROM threads"  # WITHOUT ROWID: the table's own order
-    )
     summary = jobs.reorder_rows(portal, db, TODAY)
-    with db.engine.connect() as conn:
-        order = [row[0] for row in conn.execute(text(physical))]
-    assert order == sorted(order) and len(order) == 6
-    assert summary.startswith("rewrote 3 tables" if "postgresql" in portal.database_url
+    for table, count in (("threads", 6), ("deleted_replies", 5)):
+        physical = (
+            f"SELECT id FROM {table} ORDER BY ctid"  # noqa: S608 -- a fixed table name
+            if portal.database_url.startswith("postgresql")
+            else f"SELECT id FROM {table}"  # noqa: S608 -- WITHOUT ROWID: the table's order
+        )
+        with db.engine.connect() as conn:
+            order = [row[0] for row in conn.execute(text(physical))]
+        assert order == sorted(order) and len(order) == count
+    assert summary.startswith("rewrote 4 tables" if "postgresql" in portal.database_url
                               else "rebuilt the database file")  # fmt: skip
     assert thread_ids(db) >= {c * 32 for c in "97531"}
 

@@ -31,6 +31,7 @@ ALLOWED_COLUMNS = {
         "exported_on",
     },
     "replies": {"id", "thread_id", "received_on", "size", "read_on", "signature"},
+    "deleted_replies": {"id"},
     "staff_users": {
         "id",
         "name",

@@ -455,11 +455,6 @@ def desk_reply(loop: Loop, thread_id: str, text: str) -> None:
          "--to", loop.desk.manifest_dir / "manifest.json", thread_id)  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SECURITY.md weakness 30: the server keeps no record of deleted replies, so a"
-    " return bundle holding only replies is applied again once they are deleted",
-)
 def test_a_replayed_bundle_of_replies_changes_nothing_after_they_were_deleted(
     loop: Loop, browser_for: Any, tmp_path: Path
 ) -> None:
