@@ -98,6 +98,38 @@ def test_only_old_empty_threads_are_purged(portal):
     assert len(thread_ids(db)) == len(before) - 1
 
 
+def test_replies_past_the_retention_expire_read_or_not(portal, data_dir):
+    db = Database(portal.database_url)
+    with db.session() as session:
+        add_thread(session, "1", TODAY)
+        ages = {"a": 31, "b": 30, "c": 29}
+        for name, age in ages.items():
+            session.add(Reply(id=name * 32, thread_id="1" * 32, size=9,
+                              received_on=TODAY - dt.timedelta(days=age)))  # fmt: skip
+        session.commit()
+    folder = data_dir / storage.REPLY_DIR
+    folder.mkdir(mode=0o700)
+    for name in ages:
+        (folder / f"{name * 32}.env").write_bytes(b"sealed")
+    summary = jobs.expire_old_replies(portal, db, TODAY)
+    assert summary == "deleted 2 replies older than 30 days"
+    with db.session() as session:
+        assert list(session.scalars(select(Reply.id))) == ["c" * 32]
+        assert set(session.scalars(select(DeletedReply.id))) == {"a" * 32, "b" * 32}
+    assert [p.name for p in folder.iterdir()] == [f"{'c' * 32}.env"]
+    shorter = replace(portal, reply_retention_days=1)
+    assert jobs.expire_old_replies(shorter, db, TODAY) == "deleted 1 replies older than 1 days"
+
+
+def test_the_jobs_command_expires_replies_with_the_configured_retention(env, monkeypatch,
+                                                                         capsys):  # fmt: skip
+    monkeypatch.setenv("PORTAL_REPLY_RETENTION_DAYS", "7")
+    assert cli.main(["jobs", "run", "--only", "expire-replies"]) == 0
+    assert capsys.readouterr().out == (
+        "portal jobs: expire-replies: deleted 0 replies older than 7 days\n"
+    )
+
+
 def test_every_job_has_a_unique_name_and_a_description():
     names = jobs.names()
     assert len(set(names)) == len(names) >= 2
@@ -129,7 +161,7 @@ def test_a_failing_job_fails_the_command_but_not_the_others(env, monkeypatch, ca
     monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://x@127.0.0.1:{_free_port()}/x")
     assert cli.main(["jobs", "run"]) == 1
     out, err = capsys.readouterr()
-    assert out.count("FAILED (OperationalError)") == 3  # the jobs that need the database
+    assert out.count("FAILED (OperationalError)") == 4  # the jobs that need the database
     assert "blur-directory-times: set the times of 1 folder(s)" in out  # the others still ran
     assert "127.0.0.1" not in err
 
