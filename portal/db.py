@@ -7,7 +7,9 @@ logged by the server never carries a lookup digest or a reply key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,10 +28,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_file(database: str | None) -> Callable[..., None]:
+    """A ``do_connect`` hook that creates the SQLite file 0600 before SQLite opens it.
+
+    SQLite would create it with the umask's mode (usually 0644), and its
+    journal takes the database file's mode; an existing file is left as it is
+    (``portal doctor`` reports one that others can read).
+    """
+
+    def create(*_args: Any) -> None:
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return
+        # Already there, or SQLite itself reports why it cannot open it.
+        with contextlib.suppress(OSError):
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+    return create
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` that never puts bound values into its error messages."""
     engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
+        event.listen(engine, "do_connect", _private_file(engine.url.database))
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 

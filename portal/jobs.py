@@ -7,6 +7,10 @@ only through a return bundle, ``portal.purge``), never a file that belongs
 to a row. Jobs log counts, never ids or times. One failing job does not stop
 the others; the command exits non-zero if any failed.
 
+- ``expire-replies``: replies that arrived ``PORTAL_REPLY_RETENTION_DAYS``
+  days ago or more (default 30), read or not (``purge.expire_replies``, as
+  ``portal replies expire``); it runs first, so that their threads can
+  then empty.
 - ``sweep-stray-files``: ciphertext files with no row (a crash between
   writing an envelope and committing its row, or a file whose shredding
   failed after its row was deleted) from before yesterday, and temporary
@@ -46,7 +50,7 @@ from portal import uploads
 from portal.config import Config
 from portal.db import Database
 from portal.models import Reply, Submission, Thread
-from portal.purge import CHUNK, shred
+from portal.purge import CHUNK, expire_replies, shred
 from portal.storage import ENVELOPE_DIR, REPLY_DIR, TEMP_PREFIX
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,12 @@ def _known(db: Database, column: InstrumentedAttribute[str], ids: list[str]) -> 
 
 def _before(path: Path, cutoff: float) -> bool:
     return path.stat().st_mtime < cutoff
+
+
+def expire_old_replies(config: Config, db: Database, today: dt.date) -> str:
+    """Delete the replies kept past the retention, read or not."""
+    deleted = expire_replies(db, config.data_dir, today, config.reply_retention_days)
+    return f"deleted {len(deleted)} replies older than {config.reply_retention_days} days"
 
 
 def sweep_stray_files(config: Config, db: Database, today: dt.date) -> str:
@@ -121,7 +131,7 @@ def purge_empty_threads(config: Config, db: Database, today: dt.date) -> str:
     return f"deleted {count} empty thread(s) older than {config.empty_thread_days} days"
 
 
-ORDERED_TABLES = ("threads", "submissions", "replies")
+ORDERED_TABLES = ("threads", "submissions", "replies", "deleted_replies")
 
 
 def reorder_rows(config: Config, db: Database, today: dt.date) -> str:
@@ -154,6 +164,7 @@ def blur_directory_times(config: Config, db: Database, today: dt.date) -> str:
 
 
 JOBS: tuple[Job, ...] = (
+    Job("expire-replies", "delete replies kept past the retention", expire_old_replies),
     Job("sweep-stray-files", "remove ciphertext files no row refers to", sweep_stray_files),
     Job("purge-empty-threads", "delete old threads with nothing left", purge_empty_threads),
     Job("reorder-rows", "store rows in random-id order, not arrival order", reorder_rows),

@@ -167,6 +167,21 @@ class Upload(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
+class DeletedReply(Base):
+    """The id of a reply the server has deleted (read, or past the retention), and nothing else.
+
+    Kept so that a return bundle carrying that reply again (a replay of an
+    old bundle) is refused instead of storing the reply a second time
+    (``portal.purge``; SECURITY.md weakness 30). The id is random, chosen by
+    the desk; no thread, no day: the row tells only that some reply existed.
+    """
+
+    __tablename__ = "deleted_replies"
+    __table_args__ = RANDOM_ORDER
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+
+
 def encode_key_ids(key_ids: tuple[bytes, ...]) -> str:
     """The column value for ``key_ids`` (lower-case hex, space-separated)."""
     return " ".join(k.hex() for k in key_ids)

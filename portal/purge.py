@@ -12,9 +12,11 @@ files, each overwritten with zeros, fsynced and unlinked, so that a crash
 leaves at worst a file with no row, never a row without its file.
 
 The bundle's replies are checked whole too, before anything changes: each
-must name a thread this server holds, not be stored already, be a
-well-formed envelope (``envelope.inspect``), and be sealed to that thread's
-reply key among its recipients. They are stored as ``replies/<id>.env``
+must name a thread this server holds, be neither stored already nor deleted
+before (``DeletedReply`` keeps the ids of deleted replies, added in the
+transaction that deletes them, so that a replayed bundle cannot store them
+again), be a well-formed envelope (``envelope.inspect``), and be sealed to
+that thread's reply key among its recipients. They are stored as ``replies/<id>.env``
 (written durably, like envelopes) before the one transaction that adds their
 rows and deletes the acknowledged submissions; if it fails, the files are
 removed again. Once a bundle is applied, every reply the submitter has read
@@ -41,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from portal import envelope
 from portal.db import Database
-from portal.models import Reply, Submission, Thread
+from portal.models import DeletedReply, Reply, Submission, Thread
 from portal.returnbundle import ReturnBundle
 from portal.storage import (
     envelope_path,
@@ -99,9 +102,7 @@ def check(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
         return Applied((), (), tuple(r.id for r in returned.replies))
     wanted = [a.id for a in acks]
     with db.session() as session:
-        known: set[str] = set()
-        for chunk in _chunks(wanted):
-            known.update(session.scalars(select(Submission.id).where(Submission.id.in_(chunk))))
+        known = _found(session, Submission.id, wanted)
     unknown = len(wanted) - len(known)
     if unknown == len(wanted):
         raise ReturnRefused(
@@ -139,9 +140,8 @@ def _check_replies(db: Database, returned: ReturnBundle) -> None:
                 select(Thread.id, Thread.reply_public_key).where(Thread.id.in_(chunk))
             )
             keys.update((thread_id, bytes(key)) for thread_id, key in rows)
-        stored: set[str] = set()
-        for chunk in _chunks(ids):
-            stored.update(session.scalars(select(Reply.id).where(Reply.id.in_(chunk))))
+        stored = _found(session, Reply.id, ids)
+        deleted = _found(session, DeletedReply.id, ids)
     if len(keys) < len(threads):
         raise ReturnRefused(
             "Nothing was changed: a reply in this return bundle is addressed to a thread this"
@@ -152,6 +152,25 @@ def _check_replies(db: Database, returned: ReturnBundle) -> None:
             f"Nothing was changed: {len(stored)} of the replies in this return bundle are"
             " already stored. It was most likely uploaded before."
         )
+    if deleted:
+        raise ReturnRefused(
+            f"Nothing was changed: {len(deleted)} of the replies in this return bundle were"
+            " stored before and have since been deleted (read, or kept past the retention)."
+            " It was most likely uploaded before: do not upload it again."
+        )
+    _check_sealing(returned, keys)
+
+
+def _found(session: Session, column: InstrumentedAttribute[str], ids: list[str]) -> set[str]:
+    """Those of ``ids`` that ``column`` holds."""
+    found: set[str] = set()
+    for chunk in _chunks(ids):
+        found.update(session.scalars(select(column).where(column.in_(chunk))))
+    return found
+
+
+def _check_sealing(returned: ReturnBundle, keys: dict[str, bytes]) -> None:
+    """Refuse unless every reply is an envelope sealed to its thread's reply key."""
     for reply in returned.replies:
         try:
             header = envelope.inspect(io.BytesIO(reply.envelope))
@@ -217,10 +236,13 @@ def expire_replies(db: Database, data_dir: Path, today: dt.date, days: int) -> t
 
 
 def _delete_replies(db: Database, data_dir: Path, condition: Any) -> tuple[str, ...]:
+    """Delete the replies matching ``condition``; remember their ids in the same transaction,
+    so that a return bundle carrying one of them again is refused as a replay."""
     with db.session() as session:
         ids = list(session.scalars(select(Reply.id).where(condition).order_by(Reply.id)))
         for chunk in _chunks(ids):
             session.execute(delete(Reply).where(Reply.id.in_(chunk)))
+        session.add_all(DeletedReply(id=reply_id) for reply_id in ids)
         session.commit()
     for reply_id in ids:  # rows first: a crash leaves a file with no row, never the reverse
         shred(reply_path(data_dir, reply_id))

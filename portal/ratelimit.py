@@ -43,8 +43,13 @@ EXTENSION = "portal.ratelimit"
 SECONDS_PER_HOUR = 3600.0
 BURST_FRACTION = 10  # a bucket holds a tenth of an hour's allowance (at least one)
 ACTIONS = ("submissions", "uploads")
-# The source interface's endpoints limited as submissions (before their body is read).
-SUBMISSION_ENDPOINTS = frozenset({"plain.submit", "sealed.submit"})
+# The source interface's endpoints limited as submissions (before their body is read): reports
+# and follow-ups, which store an envelope each.
+SUBMISSION_ENDPOINTS = frozenset(
+    {"plain.submit", "sealed.submit", "followup.plain", "followup.sealed"}
+)
+# The no-JavaScript forms, which come back filled in when refused.
+FORM_ENDPOINTS = frozenset({"plain.submit", "followup.plain"})
 
 OVERLOADED = N_(
     "The portal is receiving more reports than it can take right now, so nothing was stored."
@@ -97,16 +102,26 @@ def wait_for(action: str) -> float:
 
 
 def overloaded(wait: float) -> Response:
-    """The 503 answer, with ``Retry-After``; the no-JavaScript form comes back filled in."""
-    from portal.source import errors, plain, views
+    """The 503 answer, with ``Retry-After``; a no-JavaScript form comes back filled in."""
+    from portal.source import errors
 
-    if request.endpoint == "plain.submit":
-        values = {k: v for k, v in plain.submitted().items() if k in plain.KNOWN_NAMES}
-        response = make_response(views.render_form(values, notice=OVERLOADED, status=503))
+    if request.endpoint in FORM_ENDPOINTS:
+        response = make_response(refill(OVERLOADED, 503))
     else:
         response = make_response(errors.respond(503, OVERLOADED))
     response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
     return response
+
+
+def refill(notice: str, status: int) -> tuple[str, int]:
+    """The no-JavaScript form of this request, filled in with what was sent, and ``notice``."""
+    from portal.source import followup, plain, views
+
+    if request.endpoint == "followup.plain":
+        sent = {k: v for k, v in plain.submitted().items() if k in followup.KNOWN_NAMES}
+        return followup.page(sent, notice=notice, status=status)
+    values = {k: v for k, v in plain.submitted().items() if k in plain.KNOWN_NAMES}
+    return views.render_form(values, notice=notice, status=status)
 
 
 def limited(action: str) -> Callable[[View], View]:

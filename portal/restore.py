@@ -108,6 +108,10 @@ def _plan(manifest: bytes) -> Plan:
 @contextmanager
 def _opened(path: Path, key: bytes) -> Iterator[tuple[tarfile.TarFile, Plan]]:
     try:
+        # ``portal backup`` writes whole tar records; a shorter file was cut, even if only its
+        # final zero padding is missing (which the members' digests would not notice).
+        if path.stat().st_size % tarfile.RECORDSIZE:
+            raise refused("it is cut short (it does not end on a whole tar record)")
         with tarfile.open(path, mode="r|") as tar:
             manifest = _read_small(tar, MANIFEST, MAX_MANIFEST)
             mac = _read_small(tar, MAC, 64)

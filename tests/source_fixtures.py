@@ -109,7 +109,8 @@ def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[st
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("TRUNCATE uploads, replies, submissions, threads, staff_users"))
+            tables = "uploads, replies, deleted_replies, submissions, threads, staff_users"
+            conn.execute(text(f"TRUNCATE {tables}"))
     finally:
         engine.dispose()
 

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, select
 
 from portal import backup, cli, envelope, restore, staffauth, storage
 from portal.db import Database
-from portal.models import Base, Reply
+from portal.models import Base, DeletedReply, Reply
 
 
 def all_rows(url: str) -> dict[str, list[dict[str, object]]]:
@@ -37,7 +37,7 @@ def files_under(root: Path) -> dict[str, bytes]:
 
 
 def load(make_app, url, team_keys, data_dir):
-    """A portal with three envelopes, a stored reply and a staff account."""
+    """A portal with three envelopes, a stored reply, a deleted reply's id and a staff account."""
     app = make_app(url)
     client = app.test_client()
     for _ in range(3):
@@ -58,6 +58,7 @@ def load(make_app, url, team_keys, data_dir):
     with db.session() as session:
         session.add(Reply(id=reply_id, thread_id=thread, received_on=dt.date(2026, 11, 23),
                           size=len(sealed)))  # fmt: skip
+        session.add(DeletedReply(id=storage.new_id()))  # a reply read and deleted before
         session.commit()
     staffauth.add(db, SECRET.encode(), "amina")
     return make_config(team_keys, data_dir, url)
@@ -98,9 +99,10 @@ def empty_target(request, tmp_path, database_url, team_keys):
 def test_backup_then_restore_round_trips_every_row_and_envelope(loaded, empty_target, tmp_path,
                                                                  team_keys):  # fmt: skip
     out = tmp_path / "portal.backup"
-    assert backup.create(loaded, out) == (3 + 3 + 1 + 1, 4)  # threads, submissions, reply, staff
+    # threads, submissions, reply, deleted reply, staff
+    assert backup.create(loaded, out) == (3 + 3 + 1 + 1 + 1, 4)
     assert out.stat().st_mode & 0o777 == 0o600
-    assert restore.restore(empty_target, out) == (8, 4)
+    assert restore.restore(empty_target, out) == (9, 4)
     assert all_rows(empty_target.database_url) == all_rows(loaded.database_url)
     assert files_under(empty_target.data_dir) == files_under(loaded.data_dir)
     for name, data in files_under(empty_target.data_dir).items():
@@ -209,6 +211,16 @@ def test_a_truncated_backup_is_refused_and_nothing_restored(loaded_sqlite, empty
     assert_nothing_restored(empty_sqlite)
 
 
+def test_a_backup_cut_only_in_its_final_padding_is_refused(loaded_sqlite, empty_sqlite, tmp_path):
+    out = tmp_path / "portal.backup"
+    backup.create(loaded_sqlite, out)
+    cut = tmp_path / "cut.backup"
+    cut.write_bytes(out.read_bytes()[:-1])  # a zero byte of the padding: every member intact
+    with pytest.raises(backup.BackupError, match="nothing was restored: it is cut short"):
+        restore.restore(empty_sqlite, cut)
+    assert_nothing_restored(empty_sqlite)
+
+
 def test_a_backup_with_an_extra_member_is_refused(loaded_sqlite, empty_sqlite, tmp_path):
     out = tmp_path / "portal.backup"
     backup.create(loaded_sqlite, out)
@@ -256,14 +268,14 @@ def test_the_commands_say_what_they_did_and_refuse_with_a_hint(loaded, empty_tar
     out = tmp_path / "cli.backup"
     use(loaded)
     assert cli.main(["backup", "-o", str(out)]) == 0
-    assert "8 row(s), 4 file(s)" in capsys.readouterr().out
+    assert "9 row(s), 4 file(s)" in capsys.readouterr().out
     assert cli.main(["restore", str(out)]) == 1
     err = capsys.readouterr().err
     assert "portal: error: the data directory is not empty" in err
     assert "portal: hint: Restore into a new, empty one." in err
     use(empty_target)
     assert cli.main(["restore", str(out)]) == 0
-    assert "restored 8 row(s) and 4 file(s)" in capsys.readouterr().out
+    assert "restored 9 row(s) and 4 file(s)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,6 @@ def healthy(monkeypatch, team_keys, data_dir, sqlite_url) -> dict[str, str]:
                 "PORTAL_MIN_FREE_MIB": "1"}  # fmt: skip
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    (data_dir / "portal.sqlite3").chmod(0o600)  # copied from the template with the umask's mode
     return settings
 
 
@@ -139,6 +138,13 @@ def test_files_inside_that_others_can_read(healthy, capsys, data_dir):
     assert "chmod -R go=" in expect_one(capsys, "1 file(s) or folder(s)", "not private")
     leaked.chmod(0o600)
     assert run(capsys)[0] == 0
+
+
+def test_a_database_file_others_can_read(healthy, capsys, data_dir):
+    database = data_dir / "portal.sqlite3"
+    assert database.stat().st_mode & 0o777 == 0o600  # as the portal creates it
+    database.chmod(0o644)
+    assert "chmod -R go=" in expect_one(capsys, "1 file(s) or folder(s)", "not private")
 
 
 def test_a_data_directory_owned_by_someone_else(healthy, capsys, data_dir):

@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from portal import cli, jobs, storage
 from portal.db import Database
-from portal.models import Reply, SealedBy, Submission, Thread
+from portal.models import DeletedReply, Reply, SealedBy, Submission, Thread
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -98,6 +98,38 @@ def test_only_old_empty_threads_are_purged(portal):
     assert len(thread_ids(db)) == len(before) - 1
 
 
+def test_replies_past_the_retention_expire_read_or_not(portal, data_dir):
+    db = Database(portal.database_url)
+    with db.session() as session:
+        add_thread(session, "1", TODAY)
+        ages = {"a": 31, "b": 30, "c": 29}
+        for name, age in ages.items():
+            session.add(Reply(id=name * 32, thread_id="1" * 32, size=9,
+                              received_on=TODAY - dt.timedelta(days=age)))  # fmt: skip
+        session.commit()
+    folder = data_dir / storage.REPLY_DIR
+    folder.mkdir(mode=0o700)
+    for name in ages:
+        (folder / f"{name * 32}.env").write_bytes(b"sealed")
+    summary = jobs.expire_old_replies(portal, db, TODAY)
+    assert summary == "deleted 2 replies older than 30 days"
+    with db.session() as session:
+        assert list(session.scalars(select(Reply.id))) == ["c" * 32]
+        assert set(session.scalars(select(DeletedReply.id))) == {"a" * 32, "b" * 32}
+    assert [p.name for p in folder.iterdir()] == [f"{'c' * 32}.env"]
+    shorter = replace(portal, reply_retention_days=1)
+    assert jobs.expire_old_replies(shorter, db, TODAY) == "deleted 1 replies older than 1 days"
+
+
+def test_the_jobs_command_expires_replies_with_the_configured_retention(env, monkeypatch,
+                                                                         capsys):  # fmt: skip
+    monkeypatch.setenv("PORTAL_REPLY_RETENTION_DAYS", "7")
+    assert cli.main(["jobs", "run", "--only", "expire-replies"]) == 0
+    assert capsys.readouterr().out == (
+        "portal jobs: expire-replies: deleted 0 replies older than 7 days\n"
+    )
+
+
 def test_every_job_has_a_unique_name_and_a_description():
     names = jobs.names()
     assert len(set(names)) == len(names) >= 2
@@ -137,19 +169,21 @@ def test_a_failing_job_fails_the_command_but_not_the_others(env, monkeypatch, ca
 def test_rows_are_rewritten_in_id_order_not_arrival_order(portal):
     db = Database(portal.database_url)
     with db.session() as session:
-        for name in "97531":  # arriving in descending id order
+        for name in "97531":  # arriving (and deleted) in descending id order
             add_thread(session, name, TODAY, submission=True)
+            session.add(DeletedReply(id=name * 32))
             session.commit()
-    physical = (
-        "SELECT id FROM threads ORDER BY ctid"
-        if portal.database_url.startswith("postgresql")
-        else "SELECT id FROM threads"  # WITHOUT ROWID: the table's own order
-    )
     summary = jobs.reorder_rows(portal, db, TODAY)
-    with db.engine.connect() as conn:
-        order = [row[0] for row in conn.execute(text(physical))]
-    assert order == sorted(order) and len(order) == 6
-    assert summary.startswith("rewrote 3 tables" if "postgresql" in portal.database_url
+    for table, count in (("threads", 6), ("deleted_replies", 5)):
+        physical = (
+            f"SELECT id FROM {table} ORDER BY ctid"  # noqa: S608 -- a fixed table name
+            if portal.database_url.startswith("postgresql")
+            else f"SELECT id FROM {table}"  # noqa: S608 -- WITHOUT ROWID: the table's order
+        )
+        with db.engine.connect() as conn:
+            order = [row[0] for row in conn.execute(text(physical))]
+        assert order == sorted(order) and len(order) == count
+    assert summary.startswith("rewrote 4 tables" if "postgresql" in portal.database_url
                               else "rebuilt the database file")  # fmt: skip
     assert thread_ids(db) >= {c * 32 for c in "97531"}
 

@@ -31,6 +31,7 @@ ALLOWED_COLUMNS = {
         "exported_on",
     },
     "replies": {"id", "thread_id", "received_on", "size", "read_on", "signature"},
+    "deleted_replies": {"id"},
     "staff_users": {
         "id",
         "name",
@@ -125,6 +126,7 @@ def test_cli_db_upgrade_creates_the_data_directory_and_database(capsys, monkeypa
     out = capsys.readouterr().out
     assert f"is at revision {migrate.head()}" in out
     assert (data / "portal.sqlite3").is_file()
+    assert oct((data / "portal.sqlite3").stat().st_mode & 0o777) == oct(0o600)
     assert (data / "envelopes").is_dir()
     assert oct(data.stat().st_mode & 0o777) == oct(0o700)
     assert migrate.current(f"sqlite:///{data / 'portal.sqlite3'}") == migrate.head()

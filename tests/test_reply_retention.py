@@ -16,13 +16,16 @@ from types import SimpleNamespace
 import pytest
 from nacl.public import PrivateKey
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portal import envelope, purge, storage
 from portal.cli import main
 from portal.config import ConfigError, days_setting, from_env
 from portal.db import Database
 from portal.envelope import SealPath
-from portal.models import Reply, SealedBy, Thread
+from portal.models import Base, DeletedReply, Reply, SealedBy, Thread
+from portal.returnbundle import Reply as ReturnedReply
+from portal.returnbundle import ReturnBundle
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -34,10 +37,10 @@ def db(database_url):
     database.dispose()
 
 
-def thread(db: Database, data_dir: Path) -> str:
+def thread(db: Database, data_dir: Path, reply_key: bytes | None = None) -> str:
     body = envelope.seal(b"{}", [storage_key()], SealPath.BROWSER)
     incoming = storage.Incoming(body, envelope.parse_header(body), secrets.token_bytes(32),
-                                storage_key(), SealedBy.BROWSER)  # fmt: skip
+                                reply_key or storage_key(), SealedBy.BROWSER)  # fmt: skip
     storage.store(db, data_dir, incoming, TODAY)
     with db.session() as session:
         return session.scalars(select(Thread.id)).one()
@@ -63,6 +66,21 @@ def add_reply(db: Database, data_dir: Path, thread_id: str, received: dt.date,
 def reply_ids(db: Database) -> set[str]:
     with db.session() as session:
         return set(session.scalars(select(Reply.id)))
+
+
+def deleted_ids(db: Database) -> set[str]:
+    with db.session() as session:
+        return set(session.scalars(select(DeletedReply.id)))
+
+
+def everything(db: Database, data_dir: Path) -> tuple[dict[str, list[object]], dict[str, bytes]]:
+    """Every row of every table, and every file under ``data_dir`` but the database."""
+    with db.engine.connect() as conn:
+        rows = {t.name: sorted(map(tuple, conn.execute(select(t))), key=repr)
+                for t in Base.metadata.sorted_tables}  # fmt: skip
+    files = {p.relative_to(data_dir).as_posix(): p.read_bytes() for p in data_dir.rglob("*")
+             if p.is_file() and not p.name.startswith("portal.sqlite3")}  # fmt: skip
+    return rows, files
 
 
 def test_read_replies_are_deleted_and_their_files_shredded(db, data_dir):
@@ -101,6 +119,58 @@ def test_replies_expire_after_the_retention_read_or_not(db, data_dir):
     assert sorted(p.name for p in (data_dir / storage.REPLY_DIR).iterdir()) == [f"{young}.env"]
     with pytest.raises(ValueError, match="at least one day"):
         purge.expire_replies(db, data_dir, TODAY, 0)
+
+
+def test_deleting_replies_remembers_their_ids_and_nothing_else(db, data_dir):
+    thread_id = thread(db, data_dir)
+    read = add_reply(db, data_dir, thread_id, TODAY, read=TODAY)
+    old = add_reply(db, data_dir, thread_id, TODAY - dt.timedelta(days=40))
+    young = add_reply(db, data_dir, thread_id, TODAY)
+    assert purge.forget_read_replies(db, data_dir) == (read,)
+    assert deleted_ids(db) == {read}
+    assert purge.expire_replies(db, data_dir, TODAY, 30) == (old,)
+    assert deleted_ids(db) == {read, old} and reply_ids(db) == {young}
+    assert purge.expire_replies(db, data_dir, TODAY, 30) == ()
+    assert deleted_ids(db) == {read, old}
+
+
+def test_the_ids_are_added_in_the_transaction_that_deletes_the_rows(db, data_dir):
+    thread_id = thread(db, data_dir)
+    read = add_reply(db, data_dir, thread_id, TODAY, read=TODAY)
+    with db.session() as session:  # an id remembered already makes the insert fail
+        session.add(DeletedReply(id=read))
+        session.commit()
+    with pytest.raises(IntegrityError):
+        purge.forget_read_replies(db, data_dir)
+    assert reply_ids(db) == {read} and deleted_ids(db) == {read}
+    assert storage.reply_path(data_dir, read).exists()  # rows first: the file is kept too
+
+
+@pytest.mark.parametrize("how", ["read", "expired"])
+def test_a_bundle_carrying_a_deleted_reply_again_is_refused_and_changes_nothing(db, data_dir,
+                                                                                how):  # fmt: skip
+    secret = PrivateKey.generate()
+    thread_id = thread(db, data_dir, bytes(secret.public_key))
+    sealed = envelope.seal(b"{}", [bytes(secret.public_key)], SealPath.DESK)
+    reply_id = storage.new_id()
+    returned = ReturnBundle(TODAY, (), (ReturnedReply(reply_id, thread_id, sealed),))
+    assert purge.apply(db, data_dir, returned).replies == (reply_id,)
+    if how == "read":
+        with db.session() as session:
+            session.get_one(Reply, reply_id).read_on = TODAY
+            session.commit()
+        assert purge.forget_read_replies(db, data_dir) == (reply_id,)
+    else:
+        later = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
+        assert purge.expire_replies(db, data_dir, later, 30) == (reply_id,)
+    before = everything(db, data_dir)
+    with pytest.raises(purge.ReturnRefused, match=r"deleted .* uploaded before"):
+        purge.apply(db, data_dir, returned)
+    assert everything(db, data_dir) == before
+    assert reply_ids(db) == set() and deleted_ids(db) == {reply_id}
+    # The same reply under a new id (the desk sealing it again) is stored.
+    again = ReturnBundle(TODAY, (), (ReturnedReply(storage.new_id(), thread_id, sealed),))
+    assert len(purge.apply(db, data_dir, again).replies) == 1
 
 
 def test_a_missing_reply_file_does_not_stop_the_deletion(db, data_dir):

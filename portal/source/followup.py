@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from portal import envelope, followup, receipt, report, storage
+from portal import envelope, followup, ratelimit, receipt, report, storage
 from portal.envelope import Header, SealPath
 from portal.models import SealedBy
 from portal.report import N_
@@ -59,7 +59,7 @@ def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def _page(
+def page(
     values: dict[str, list[str]] | None = None,
     problems: dict[str, str] | None = None,
     *,
@@ -85,7 +85,7 @@ def _page(
 
 @bp.get("/followup")
 def ask() -> tuple[str, int]:
-    return _page()
+    return page()
 
 
 @bp.post("/followup/plain")
@@ -93,17 +93,19 @@ def plain() -> tuple[str, int]:
     values = submitted()
     if set(values) - KNOWN_NAMES:
         known = {k: v for k, v in values.items() if k in KNOWN_NAMES}
-        return _page(known, notice=UNKNOWN_FIELDS, status=400)
+        return page(known, notice=UNKNOWN_FIELDS, status=400)
     fields, digits, problems = _read(values)
     consent = values.get(CONSENT) == ["yes"]
     if problems or not consent:
         notice = CHECK_ANSWERS if problems else NOT_SENT
-        return _page(values, problems, notice=notice, consent_missing=not consent, status=400)
+        return page(values, problems, notice=notice, consent_missing=not consent, status=400)
     digest, sealed = _seal(fields, digits)
     del digits
     status = _store(digest, sealed, envelope.parse_header(sealed), SealedBy.SERVER)
     if status == 404:
-        return _page(values, {RECEIPT: NO_THREAD}, notice=CHECK_ANSWERS, status=404)
+        return page(values, {RECEIPT: NO_THREAD}, notice=CHECK_ANSWERS, status=404)
+    if status == 429:
+        return page(values, notice=ratelimit.THREAD_BUSY, status=429)
     if status != 201:
         message = translate(NOT_STORED)
         return render_template("source/error.html", status=status, message=message), status
@@ -147,20 +149,25 @@ def sealed() -> tuple[Response, int]:
     status = _store(digest, body, header, SealedBy.BROWSER)
     if status == 404:
         raise upload.Refused(404, NO_THREAD)
+    if status == 429:
+        raise upload.Refused(429, ratelimit.THREAD_BUSY)
     if status != 201:
         raise upload.Refused(status, NOT_STORED)
     return jsonify(fingerprints=current.fingerprints), 201
 
 
 def _store(digest: bytes, data: bytes, header: Header, sealed_by: SealedBy) -> int:
-    """Store the follow-up; 201 when stored, 404 for an unknown thread, 503 on failure."""
+    """Store the follow-up; 201 when stored, 404 for an unknown thread, 429 when the thread
+    has had its submissions for the day, 503 on failure."""
     current = state.current()
+    config = current.config
     try:
-        followup_store.store(
-            current.db, current.config.data_dir, digest, (data, header), sealed_by, today()
-        )
+        followup_store.store(current.db, config.data_dir, digest, (data, header), sealed_by,
+                             today(), per_day=config.thread_submissions_per_day)  # fmt: skip
     except followup_store.NoThread:
         return 404
+    except followup_store.ThreadBusy:
+        return 429
     except storage.StorageError as err:
         followup_store.log.error("a follow-up could not be stored: %s", err)
         return 503

@@ -3,7 +3,10 @@
 The same durability rule as ``portal.storage``: the envelope is written
 through a temporary file, fsynced and renamed, and only then is its row
 committed; if the commit fails the file is removed. The thread is found by
-the keyed digest of the lookup token; an unknown digest stores nothing.
+the keyed digest of the lookup token; an unknown digest stores nothing, and
+neither does a thread that has had ``PORTAL_THREAD_SUBMISSIONS_PER_DAY``
+submissions that day (``ratelimit.check_thread``, counted before the file is
+written).
 """
 
 from __future__ import annotations
@@ -15,16 +18,21 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal import storage
+from portal import ratelimit, storage
 from portal.db import Database
 from portal.envelope import Header
 from portal.models import SealedBy, Submission, Thread, encode_key_ids
+from portal.source.upload import Refused
 
 log = logging.getLogger(__name__)
 
 
 class NoThread(storage.StorageError):
     """No thread has this lookup digest; nothing was stored."""
+
+
+class ThreadBusy(storage.StorageError):
+    """The thread has had as many submissions today as the portal accepts; nothing was stored."""
 
 
 def thread_id(db: Database, lookup_digest: bytes) -> str:
@@ -46,14 +54,19 @@ def store(
     sealed: tuple[bytes, Header],
     sealed_by: SealedBy,
     day: dt.date,
+    *,
+    per_day: int = 0,
 ) -> str:
     """Store a follow-up envelope in its thread; return the new submission's id.
 
-    Raises :class:`NoThread` for an unknown digest, ``StorageError`` when the
-    file or the row cannot be written; either way nothing is left behind.
+    Raises :class:`NoThread` for an unknown digest, :class:`ThreadBusy` when
+    the thread already has ``per_day`` submissions on ``day`` (0: no limit),
+    ``StorageError`` when the file or the row cannot be written; in every
+    case nothing is left behind.
     """
     data, header = sealed
     thread = thread_id(db, lookup_digest)
+    _check_day(db, thread, day, per_day)
     submission_id = storage.new_id()
     path = storage.envelope_path(data_dir, submission_id)
     try:
@@ -78,6 +91,17 @@ def store(
         _discard(path)
         raise storage.StorageError(f"cannot commit the follow-up: {type(err).__name__}") from None
     return submission_id
+
+
+def _check_day(db: Database, thread: str, day: dt.date, per_day: int) -> None:
+    """Refuse one more submission to a thread that has ``per_day`` of them on ``day``."""
+    try:
+        with db.session() as session:
+            ratelimit.check_thread(session, thread, day, per_day)
+    except Refused:
+        raise ThreadBusy("the thread has had its submissions for the day") from None
+    except SQLAlchemyError as err:
+        raise storage.StorageError(f"cannot read the database: {type(err).__name__}") from None
 
 
 def _discard(path: Path) -> None:
