@@ -193,8 +193,8 @@ def number_setting(env: Mapping[str, str], name: str, default: int, low: int, hi
 
 
 def mib_setting(env: Mapping[str, str], name: str, default: int, low: int) -> int:
-    """A size given in MiB (at most 1 TiB), as bytes."""
-    return number_setting(env, name, default, low, 1 << 20) * MiB
+    """A size given in MiB (at most 1 PiB), as bytes."""
+    return number_setting(env, name, default, low, 1 << 30) * MiB
 
 
 def database_setting(env: Mapping[str, str], data_dir: Path) -> str:

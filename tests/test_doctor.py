@@ -188,7 +188,7 @@ def test_a_database_behind_the_newest_migration(healthy, monkeypatch, capsys, da
 
 
 def test_too_little_free_disk(healthy, monkeypatch, capsys):
-    monkeypatch.setenv("PORTAL_MIN_FREE_MIB", str(10**11))
+    monkeypatch.setenv("PORTAL_MIN_FREE_MIB", str(10**9))
     expect_one(capsys, "MiB free", "PORTAL_MIN_FREE_MIB")
 
 
@@ -288,7 +288,7 @@ def test_several_problems_are_all_reported(healthy, monkeypatch, capsys, tmp_pat
     monkeypatch.delenv("PORTAL_SECRET_KEY")
     monkeypatch.setenv("PORTAL_KEYS", str(tmp_path / "nowhere.json"))
     data_dir.chmod(0o755)
-    monkeypatch.setenv("PORTAL_MIN_FREE_MIB", str(10**11))
+    monkeypatch.setenv("PORTAL_MIN_FREE_MIB", str(10**9))
     code, out, err = run(capsys)
     assert code == 1 and len(errors_of(err)) == 4
     assert "4 problem(s) found" in out

@@ -161,7 +161,7 @@ def test_a_failing_job_fails_the_command_but_not_the_others(env, monkeypatch, ca
     monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://x@127.0.0.1:{_free_port()}/x")
     assert cli.main(["jobs", "run"]) == 1
     out, err = capsys.readouterr()
-    assert out.count("FAILED (OperationalError)") == 4  # the jobs that need the database
+    assert out.count("FAILED (OperationalError)") == 5  # the jobs that need the database
     assert "blur-directory-times: set the times of 1 folder(s)" in out  # the others still ran
     assert "127.0.0.1" not in err
 

@@ -37,7 +37,7 @@ def test_each_setting_is_read():
         ("PORTAL_MAX_FILE_MIB", "1.5"),
         ("PORTAL_MAX_FILE_MIB", "500MB"),
         ("PORTAL_MAX_FILE_MIB", "٥"),  # an Arabic-Indic digit
-        ("PORTAL_MAX_FILE_MIB", str((1 << 20) + 1)),
+        ("PORTAL_MAX_FILE_MIB", str((1 << 30) + 1)),
         ("PORTAL_MAX_ATTACHMENTS_MIB", "0"),
         ("PORTAL_MAX_FILES", "65"),
         ("PORTAL_QUOTA_MIB", "lots"),
