@@ -240,9 +240,7 @@ def render(item: Item) -> list[str]:
         out += ["", "  WARNING: content outside the follow-up form (kept exactly as sent):"]
         out += [f"    - {_plain(p)}" for p in problems]
         extra = {k: v for k, v in fields.items() if k not in followup.BY_NAME}
-        extra.update(
-            {k: v for k, v in document.items() if k not in (*TOP_MEMBERS, "attachments")}
-        )
+        extra.update({k: v for k, v in document.items() if k not in (*TOP_MEMBERS, "attachments")})
         for name, value in extra.items():
             out += _answer(f"Unexpected {name!r}", json.dumps(value, ensure_ascii=False))
     return out
