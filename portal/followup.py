@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nacl import bindings
 
 from portal import envelope, report
+from portal.attachment import Metadata, check_listing
 from portal.report import N_, Field, ReportError
 
 FOLLOWUP_TYPE = "reprisal-followup"
@@ -103,8 +104,13 @@ def document(
     reply_secret: bytes,
     team_keys: Sequence[bytes],
     sealed_by: str,
+    attachments: Sequence[Metadata] = (),
 ) -> dict[str, Any]:
-    """The JSON object sealed in a follow-up's envelope (``docs/FORMAT.md`` §15.7)."""
+    """The JSON object sealed in a follow-up's envelope (``docs/FORMAT.md`` §15.7).
+
+    ``attachments`` lists the files sent with the follow-up, as a report's
+    does (§15.1); the member is left out when there are none.
+    """
     reply_public_key = bytes(bindings.crypto_scalarmult_base(reply_secret))
     proofs = {
         envelope.key_id(key).hex(): base64.b64encode(
@@ -112,7 +118,7 @@ def document(
         ).decode()
         for key in team_keys
     }
-    return {
+    doc = {
         "type": FOLLOWUP_TYPE,
         "version": FOLLOWUP_VERSION,
         "sealed_by": sealed_by,
@@ -120,3 +126,8 @@ def document(
         "thread_proofs": proofs,
         "fields": dict(fields),
     }
+    if attachments:
+        listed = [meta.listing() for meta in attachments]
+        check_listing(listed)  # never seal a list the desk would refuse
+        doc["attachments"] = listed
+    return doc

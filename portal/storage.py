@@ -180,7 +180,12 @@ def _attachment_row(thread: Thread, item: Staged, path: Path, day: dt.date) -> S
     )
 
 
-def _commit(db: Database, rows: Sequence[Base], upload_ids: Sequence[str] = ()) -> None:
+def commit_rows(db: Database, rows: Sequence[Base], upload_ids: Sequence[str] = ()) -> None:
+    """Add ``rows`` and delete the complete uploads ``upload_ids`` in one transaction.
+
+    Raises :class:`UploadsGone` (nothing committed) when one of them is no
+    longer a complete upload; a database error propagates.
+    """
     with db.session() as session:
         session.add_all(rows)
         if upload_ids:
@@ -227,7 +232,7 @@ def store(
     ]
     used = [a.upload_id for a in attachments if a.upload_id is not None]
     try:
-        _commit(db, [thread, submission, *extra], used)
+        commit_rows(db, [thread, submission, *extra], used)
     except BaseException as err:
         _discard(path)
         put_back(moved)

@@ -100,7 +100,7 @@ def test_a_failed_commit_removes_the_file(db, database_url, data_dir, team_keys,
     def fail(*_args: object) -> None:
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(storage, "_commit", fail)
+    monkeypatch.setattr(storage, "commit_rows", fail)
     with pytest.raises(storage.StorageError, match="cannot commit") as err:
         storage.store(db, data_dir, incoming(team_keys), DAY)
     assert not isinstance(err.value, storage.LookupTokenTaken)
@@ -115,7 +115,7 @@ def test_an_interrupted_commit_removes_the_file_and_propagates(db, data_dir, tea
     def interrupt(*_args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(storage, "_commit", interrupt)
+    monkeypatch.setattr(storage, "commit_rows", interrupt)
     with pytest.raises(KeyboardInterrupt):
         storage.store(db, data_dir, incoming(team_keys), DAY)
     assert listing(data_dir) == []
@@ -184,7 +184,7 @@ def test_a_failed_commit_whose_file_cannot_be_removed_is_still_a_storage_error(
     def cannot_remove(_path: Path) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(storage, "_commit", fail)
+    monkeypatch.setattr(storage, "commit_rows", fail)
     monkeypatch.setattr(storage, "remove_durably", cannot_remove)
     with pytest.raises(storage.StorageError, match="cannot commit"):
         storage.store(db, data_dir, incoming(team_keys), DAY)
@@ -210,7 +210,7 @@ def test_an_integrity_error_with_an_unreadable_database_is_a_storage_error(
         raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
 
     monkeypatch.setattr(storage, "lookup_taken", lookup)
-    monkeypatch.setattr(storage, "_commit", clash)
+    monkeypatch.setattr(storage, "commit_rows", clash)
     with pytest.raises(storage.StorageError) as err:
         storage.store(db, data_dir, incoming(team_keys), DAY)
     assert not isinstance(err.value, storage.LookupTokenTaken)
@@ -267,7 +267,7 @@ def test_a_failed_commit_puts_every_attachment_back(db, database_url, data_dir, 
     def fail(*_args: object) -> None:
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(storage, "_commit", fail)
+    monkeypatch.setattr(storage, "commit_rows", fail)
     with pytest.raises(storage.StorageError):
         storage.store(db, data_dir, incoming(team_keys), DAY, items)
     assert [i.source.read_bytes() for i in items] == contents

@@ -240,17 +240,17 @@ def test_a_failed_commit_moves_every_file_back(app, client, database_url, team_k
     before = snapshot(app)
     data_dir = app.extensions["portal.source"].config.data_dir
     parts = {p.name: p.read_bytes() for p in (data_dir / "uploads").iterdir()}
-    real = storage._commit
+    real = storage.commit_rows
 
     def fail(*_args: object) -> None:
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(storage, "_commit", fail)
+    monkeypatch.setattr(storage, "commit_rows", fail)
     response = attach(client, " ".join(tokens), csrf, team_keys)
     assert response.status_code == 503
     assert snapshot(app) == before
     assert {p.name: p.read_bytes() for p in (data_dir / "uploads").iterdir()} == parts
-    monkeypatch.setattr(storage, "_commit", real)
+    monkeypatch.setattr(storage, "commit_rows", real)
     assert attach(client, " ".join(tokens), csrf, team_keys).status_code == 201
     assert len(rows(database_url)["submissions"]) == 3
 

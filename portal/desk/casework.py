@@ -121,7 +121,7 @@ def _render(case: Case, failed: list[Item], folder: Path) -> str:
     ]
     for item in case.items:
         if followups.is_followup_item(item):
-            out += ["", *followups.render(item)]
+            out += ["", *followups.render(item), *_render_listed(item, found, folder)]
         else:
             out += ["", *_received(item), *_render_item(item, found, folder)]
     for item in failed:
@@ -139,7 +139,7 @@ def _received(item: Item) -> list[str]:
 
 
 STATUS = {
-    "listed": "as its report lists it",
+    "listed": "as the report or follow-up that lists it says",
     "different": "DIFFERENT from what its report lists (size or SHA-256): do not rely on it",
     "unexpected": "NOT LISTED by any report of this case",
 }

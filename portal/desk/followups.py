@@ -31,6 +31,7 @@ from sqlalchemy import Date, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal import envelope, followup, strictjson
+from portal.attachment import AttachmentError, check_listing
 from portal.desk.casestore import Case, CaseBase, Item
 from portal.desk.documents import Checked, DocumentRefused, _check_reply_key, _value_problem
 
@@ -83,7 +84,16 @@ def check(
     _check_proofs(obj["thread_proofs"], exported_reply_key, identities)
     if not isinstance(obj["fields"], dict):
         raise DocumentRefused("MalformedFollowup", "the follow-up's fields are not an object", HINT)
-    problems = [f"unexpected member {n!r} outside the fields" for n in obj if n not in TOP_MEMBERS]
+    problems = [
+        f"unexpected member {n!r} outside the fields"
+        for n in obj
+        if n not in (*TOP_MEMBERS, "attachments")
+    ]
+    if "attachments" in obj:
+        try:
+            check_listing(obj["attachments"])
+        except AttachmentError as err:
+            problems.append(f"its list of attachments is not usable: {err}")
     problems += field_problems(obj["fields"])
     return Checked(obj, tuple(problems))
 
@@ -230,7 +240,7 @@ def render(item: Item) -> list[str]:
         out += ["", "  WARNING: content outside the follow-up form (kept exactly as sent):"]
         out += [f"    - {_plain(p)}" for p in problems]
         extra = {k: v for k, v in fields.items() if k not in followup.BY_NAME}
-        extra.update({k: v for k, v in document.items() if k not in TOP_MEMBERS})
+        extra.update({k: v for k, v in document.items() if k not in (*TOP_MEMBERS, "attachments")})
         for name, value in extra.items():
             out += _answer(f"Unexpected {name!r}", json.dumps(value, ensure_ascii=False))
     return out

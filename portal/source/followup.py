@@ -5,7 +5,9 @@ consent questions, each at "No change" by default. With JavaScript,
 ``followup.js`` seals the follow-up in the browser (FORMAT.md §15.7) and
 posts the envelope to ``POST /followup/sealed`` with only the lookup token
 (``X-Lookup-Token``) and the CSRF token: the receipt never leaves the
-browser. Without JavaScript, ``POST /followup/plain`` seals it on the
+browser; ``X-Attachments`` may list complete uploads (docs/UPLOADS.md),
+stored in the thread in the follow-up's transaction exactly as for
+``/report/sealed``. Without JavaScript, ``POST /followup/plain`` seals it on the
 server, in memory, only after the explicit choice (``server_seal_consent``),
 deriving the lookup token and the reply secret from the receipt for that one
 request. Either way it is stored as a submission of the thread the token
@@ -16,6 +18,8 @@ what that answer tells).
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
@@ -49,6 +53,10 @@ UNKNOWN_FIELDS = N_(
 )
 CHECK_ANSWERS = N_("Nothing was sent yet. Please check the answers marked below.")
 NOT_SENT = N_("Nothing was sent yet.")
+UPLOADS_GONE = N_(
+    "A file sent with the follow-up was already sent with another message or was deleted, so"
+    " nothing was stored. Reload the page and send the follow-up and its files again."
+)
 NOT_STORED = N_(
     "The portal could not store the follow-up, so nothing was kept. Please try again later."
 )
@@ -145,27 +153,45 @@ def sealed() -> tuple[Response, int]:
     token = upload.lookup_token(request.headers.get("X-Lookup-Token"))
     body = request.get_data(cache=False)
     header = upload.check_envelope(body, current.keys, current.config.max_report_bytes)
+    tokens = upload.attachment_tokens(
+        request.headers.get("X-Attachments"), current.config.max_files
+    )
+    staged = upload.claim_attachments(
+        current.db, current.config, tokens, current.keys, int(time.time())
+    )
     digest = receipt.lookup_digest(current.digest_key, token)
-    status = _store(digest, body, header, SealedBy.BROWSER)
+    status = _store(digest, body, header, SealedBy.BROWSER, staged)
     if status == 404:
         raise upload.Refused(404, NO_THREAD)
     if status == 429:
         raise upload.Refused(429, ratelimit.THREAD_BUSY)
+    if status == 409:
+        raise upload.Refused(409, UPLOADS_GONE)
     if status != 201:
         raise upload.Refused(status, NOT_STORED)
     return jsonify(fingerprints=current.fingerprints), 201
 
 
-def _store(digest: bytes, data: bytes, header: Header, sealed_by: SealedBy) -> int:
-    """Store the follow-up; 201 when stored, 404 for an unknown thread, 429 when the thread
-    has had its submissions for the day, 503 on failure."""
+def _store(
+    digest: bytes,
+    data: bytes,
+    header: Header,
+    sealed_by: SealedBy,
+    attachments: Sequence[storage.Staged] = (),
+) -> int:
+    """Store the follow-up and its attachments; 201 when stored, 404 for an unknown thread,
+    409 when an upload was used meanwhile, 429 when the thread has had its submissions for
+    the day, 503 on failure."""
     current = state.current()
     config = current.config
     try:
         followup_store.store(current.db, config.data_dir, digest, (data, header), sealed_by,
-                             today(), per_day=config.thread_submissions_per_day)  # fmt: skip
+                             today(), per_day=config.thread_submissions_per_day,
+                             attachments=attachments)  # fmt: skip
     except followup_store.NoThread:
         return 404
+    except storage.UploadsGone:
+        return 409
     except followup_store.ThreadBusy:
         return 429
     except storage.StorageError as err:

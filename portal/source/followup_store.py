@@ -6,13 +6,17 @@ committed; if the commit fails the file is removed. The thread is found by
 the keyed digest of the lookup token; an unknown digest stores nothing, and
 neither does a thread that has had ``PORTAL_THREAD_SUBMISSIONS_PER_DAY``
 submissions that day (``ratelimit.check_thread``, counted before the file is
-written).
+written). Attachments (complete uploads, already checked by
+``upload.claim_attachments``) are moved in with ``storage.place`` and their
+rows committed with the follow-up's, their upload rows deleted in the same
+transaction: all of it or none, each upload back in place on failure.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
@@ -56,13 +60,15 @@ def store(
     day: dt.date,
     *,
     per_day: int = 0,
+    attachments: Sequence[storage.Staged] = (),
 ) -> str:
     """Store a follow-up envelope in its thread; return the new submission's id.
 
     Raises :class:`NoThread` for an unknown digest, :class:`ThreadBusy` when
     the thread already has ``per_day`` submissions on ``day`` (0: no limit),
-    ``StorageError`` when the file or the row cannot be written; in every
-    case nothing is left behind.
+    ``UploadsGone`` when an attachment's upload was used or deleted
+    meanwhile, ``StorageError`` when a file or a row cannot be written; in
+    every case nothing is left behind and each attachment is back at its source.
     """
     data, header = sealed
     thread = thread_id(db, lookup_digest)
@@ -74,23 +80,46 @@ def store(
         storage.write_durably(path, data, day)
     except OSError as err:
         raise storage.StorageError(f"cannot write the envelope file: {err.strerror}") from None
-    row = Submission(
+    try:
+        moved = storage.place(data_dir, [a.source for a in attachments], day)
+    except FileNotFoundError:
+        _discard(path)
+        raise storage.UploadsGone("an upload to attach is gone") from None
+    except OSError as err:
+        _discard(path)
+        raise storage.StorageError(f"cannot move an attachment: {err.strerror}") from None
+    rows = [_row(submission_id, thread, sealed_by, header, len(data), day)]
+    rows += [
+        _row(m.name.removesuffix(storage.SUFFIX), thread, a.sealed_by, a.header,
+             a.header.total_size, day)
+        for a, (_, m) in zip(attachments, moved, strict=True)
+    ]  # fmt: skip
+    used = [a.upload_id for a in attachments if a.upload_id is not None]
+    try:
+        storage.commit_rows(db, rows, used)
+    except storage.UploadsGone:
+        _discard(path)
+        storage.put_back(moved)
+        raise
+    except SQLAlchemyError as err:
+        _discard(path)
+        storage.put_back(moved)
+        raise storage.StorageError(f"cannot commit the follow-up: {type(err).__name__}") from None
+    return submission_id
+
+
+def _row(
+    submission_id: str, thread: str, sealed_by: SealedBy, header: Header, size: int, day: dt.date
+) -> Submission:
+    return Submission(
         id=submission_id,
         thread_id=thread,
         received_on=day,
         sealed_by=sealed_by,
         padded_size=header.padded_size,
-        envelope_size=len(data),
+        envelope_size=size,
         recipient_key_ids=encode_key_ids(header.key_ids),
     )
-    try:
-        with db.session() as session:
-            session.add(row)
-            session.commit()
-    except SQLAlchemyError as err:
-        _discard(path)
-        raise storage.StorageError(f"cannot commit the follow-up: {type(err).__name__}") from None
-    return submission_id
 
 
 def _check_day(db: Database, thread: str, day: dt.date, per_day: int) -> None:

@@ -10,11 +10,16 @@
 //   text, the consent answers changed, and a thread proof per team key),
 //   seals it to every key in #recipient-keys and POSTs the envelope to
 //   data-submit-url with only the lookup token and the CSRF token;
+// - files chosen in #attachment-files (the report form's partial, enabled
+//   here: without JavaScript the page takes no files) are first sealed and
+//   uploaded with attachments.js, as for a report; the follow-up then lists
+//   them and names their uploads in X-Attachments;
 // - on 201 the form is replaced by #followup-sent-template.
 //
 // Every string a person reads comes from the form's data-msg-* attributes.
 
-import { fieldsFromForm } from './report.js';
+import { attachmentListing, fieldsFromForm } from './report.js';
+import { AttachmentProblem, formAttachments } from './attachments.js';
 import { utf8 } from './text.js';
 import { loadCrypto } from './loader.js';
 
@@ -51,9 +56,12 @@ export function followupFields(form) {
   return fieldsFromForm({ elements });
 }
 
-/** The JSON object sealed in the envelope, as portal.followup.document builds it. */
-export function followupDocument(fields, replyPublicKeyBase64, proofs, sealedBy = 'browser') {
-  return {
+/**
+ * The JSON object sealed in the envelope, as portal.followup.document builds it;
+ * `attachments` (optional) as for a report, the member left out when there are none.
+ */
+export function followupDocument(fields, replyPublicKeyBase64, proofs, sealedBy = 'browser', attachments = []) {
+  const doc = {
     type: FOLLOWUP_TYPE,
     version: FOLLOWUP_VERSION,
     sealed_by: sealedBy,
@@ -61,6 +69,9 @@ export function followupDocument(fields, replyPublicKeyBase64, proofs, sealedBy 
     thread_proofs: { ...proofs },
     fields: { ...fields },
   };
+  const listed = attachmentListing(attachments);
+  if (listed.length) doc.attachments = listed;
+  return doc;
 }
 
 /** The active keys from the #recipient-keys block, each checked against its fingerprint. */
@@ -106,7 +117,20 @@ async function errorMessage(response, msg) {
   return msg.server;
 }
 
-async function seal(pc, form, msg) {
+function csrfValue(form) {
+  const csrf = form.querySelector('input[name="csrf_token"]');
+  return csrf ? csrf.value : '';
+}
+
+async function upload(pc, attachments, keys, csrf) {
+  try {
+    return await attachments.send(pc, keys, csrf);
+  } catch (err) {
+    throw err instanceof AttachmentProblem ? new UserFacing(err.message) : err;
+  }
+}
+
+async function seal(pc, form, msg, attachments, status) {
   const keys = recipientKeys(pc, msg);
   const fields = followupFields(form);
   if (!Object.keys(fields).length) throw new UserFacing(msg.empty);
@@ -117,16 +141,21 @@ async function seal(pc, form, msg) {
   } catch {
     throw new UserFacing(msg.badReceipt);
   }
+  show(status, '');
+  const uploaded = await upload(pc, attachments, keys, csrfValue(form));
+  show(status, msg.sealing);
   const token = pc.bytes.toHex(await pc.receipt.lookupToken(digits));
   const secret = await pc.receipt.replySecret(digits);
   const { replyPublicKey, proofs } = await pc.threadProofs(secret, keys);
   secret.fill(0);
-  const doc = followupDocument(fields, pc.bytes.toBase64(replyPublicKey), proofs);
-  return { token, body: await pc.seal(utf8(JSON.stringify(doc)), keys, 'browser') };
+  const listed = uploaded.map((u) => u.metadata);
+  const doc = followupDocument(fields, pc.bytes.toBase64(replyPublicKey), proofs, 'browser', listed);
+  const files = uploaded.map((u) => u.token).join(' ');
+  return { token, files, body: await pc.seal(utf8(JSON.stringify(doc)), keys, 'browser') };
 }
 
 async function send(form, sealed, msg) {
-  const csrf = form.querySelector('input[name="csrf_token"]');
+  const extra = sealed.files ? { 'X-Attachments': sealed.files } : {};
   try {
     return await fetch(form.dataset.submitUrl, {
       method: 'POST',
@@ -136,8 +165,9 @@ async function send(form, sealed, msg) {
       referrerPolicy: 'no-referrer',
       headers: {
         'Content-Type': 'application/octet-stream',
-        'X-CSRFToken': csrf ? csrf.value : '',
+        'X-CSRFToken': csrfValue(form),
         'X-Lookup-Token': sealed.token,
+        ...extra,
       },
       body: sealed.body,
     });
@@ -164,6 +194,11 @@ function init() {
   const msg = messages(form);
   const status = form.querySelector('[data-form-status]');
   const alert = form.querySelector('[data-form-alert]');
+  for (const el of form.querySelectorAll('[data-js-files]')) {
+    el.hidden = false;
+    el.disabled = false;
+  }
+  const attachments = formAttachments(form);
   const crypto = loadCrypto(form);
   crypto.catch(() => show(alert, msg.noCrypto));
   for (const el of form.querySelectorAll('[data-js-waiting]')) el.hidden = true;
@@ -184,10 +219,11 @@ function init() {
         throw new UserFacing(msg.noCrypto);
       }
       show(status, msg.sealing);
-      const sealed = await seal(pc, form, msg);
+      const sealed = await seal(pc, form, msg, attachments, status);
       show(status, msg.sending);
       const response = await send(form, sealed, msg);
       if (response.status !== 201) throw new UserFacing(await errorMessage(response, msg));
+      attachments.sent();
       confirm(form);
     } catch (err) {
       show(status, '');

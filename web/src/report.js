@@ -83,6 +83,12 @@ export function fieldsFromForm(form) {
 export const MAX_ATTACHMENTS = 64;
 const ATTACHMENT_KEYS = ['id', 'media_type', 'name', 'sha256', 'size'];
 
+/** A document's `attachments` member (§15.1): exactly the listed keys, in the submitter's order. */
+export function attachmentListing(attachments) {
+  if (attachments.length > MAX_ATTACHMENTS) throw new RangeError(`at most ${MAX_ATTACHMENTS} attachments`);
+  return attachments.map((a) => Object.fromEntries(ATTACHMENT_KEYS.map((k) => [k, a[k]])));
+}
+
 /**
  * The JSON object sealed in the envelope, as portal.report.document builds it.
  * `attachments` (optional): each attachment's {id, media_type, name, sha256,
@@ -97,9 +103,7 @@ export function reportDocument(fields, replyPublicKey, sealedBy = 'browser', att
     reply_public_key: toBase64(replyPublicKey),
     fields: { ...fields },
   };
-  if (attachments.length > MAX_ATTACHMENTS) throw new RangeError(`at most ${MAX_ATTACHMENTS} attachments`);
-  if (attachments.length) {
-    doc.attachments = attachments.map((a) => Object.fromEntries(ATTACHMENT_KEYS.map((k) => [k, a[k]])));
-  }
+  const listed = attachmentListing(attachments);
+  if (listed.length) doc.attachments = listed;
   return doc;
 }

@@ -60,3 +60,11 @@ test('the receipt is never one of the follow-up fields; "no change" answers are 
   };
   assert.deepEqual(followupFields(form), { account: 'more\ntext', consent_reply: 'no' });
 });
+
+test('a follow-up lists its attachments as a report does, and only when there are some', () => {
+  const file = { id: 'a'.repeat(32), media_type: 'image/jpeg', name: 'photo.jpg', sha256: 'b'.repeat(64), size: 3, extra: 1 };
+  const doc = followupDocument({ account: 'x' }, 'AAAA', {}, 'browser', [file]);
+  assert.deepEqual(doc.attachments, [{ id: file.id, media_type: 'image/jpeg', name: 'photo.jpg', sha256: file.sha256, size: 3 }]);
+  assert.equal('attachments' in followupDocument({ account: 'x' }, 'AAAA', {}, 'browser', []), false);
+  assert.throws(() => followupDocument({}, 'AAAA', {}, 'browser', Array(65).fill(file)), RangeError);
+});
