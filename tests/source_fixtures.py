@@ -166,6 +166,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_serving(
+    proc: subprocess.Popen[bytes], port: int, log: Path, marker: bytes, seen: int = 0
+) -> None:
+    """Wait (30 s at most) until ``proc`` has logged ``marker`` more than ``seen`` times and
+    its port accepts connections: the line is printed just before the port is bound."""
+    deadline = time.monotonic() + 30
+    while log.read_bytes().count(marker) <= seen or not _listening(port):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 @contextlib.contextmanager
 def running_source(settings: dict[str, str], workdir: Path) -> Iterator[tuple[str, Path]]:
     """`portal serve source` in a subprocess on 127.0.0.1 with ``settings`` in its environment.
@@ -184,11 +201,7 @@ def running_source(settings: dict[str, str], workdir: Path) -> Iterator[tuple[st
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while b"serving the source interface" not in log.read_bytes():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_until_serving(proc, port, log, b"serving the source interface")
         yield f"http://127.0.0.1:{port}", log
     finally:
         proc.terminate()

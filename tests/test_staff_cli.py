@@ -11,7 +11,7 @@ import urllib.request
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from source_fixtures import BIN, SECRET
+from source_fixtures import BIN, SECRET, wait_until_serving
 from source_fixtures import _free_port as free_port
 from sqlalchemy import select
 
@@ -156,11 +156,7 @@ def test_serve_staff_serves_the_login_page_without_an_access_log(env, tmp_path):
             env=env_vars, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while b"serving the staff interface" not in log.read_bytes():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_until_serving(proc, port, log, b"serving the staff interface")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as response:
             assert response.status == 200
             assert "default-src 'none'" in response.headers["Content-Security-Policy"]

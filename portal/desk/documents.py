@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,18 +74,28 @@ def check(plaintext: bytes, sealed_by: str, exported_reply_key: bytes) -> Checke
     _check_reply_key(obj["reply_public_key"], exported_reply_key)
     if not isinstance(obj["fields"], dict):
         raise DocumentRefused("MalformedReport", "the report's fields are not an object", hint)
+    return Checked(obj, member_problems(obj, TOP_MEMBERS, field_problems))
+
+
+def member_problems(
+    obj: dict[str, Any],
+    members: Sequence[str],
+    check_fields: Callable[[dict[str, Any]], list[str]],
+) -> tuple[str, ...]:
+    """The problems a person should see in a document that is kept: members besides
+    ``members`` and ``attachments``, an unusable ``attachments`` list (§15.1), and what
+    ``check_fields`` finds in its fields."""
     problems = [
         f"unexpected member {name!r} outside the fields"
         for name in obj
-        if name not in (*TOP_MEMBERS, "attachments")
+        if name not in (*members, "attachments")
     ]
     if "attachments" in obj:
         try:
             check_listing(obj["attachments"])
         except AttachmentError as err:
             problems.append(f"its list of attachments is not usable: {err}")
-    problems += field_problems(obj["fields"])
-    return Checked(obj, tuple(problems))
+    return (*problems, *check_fields(obj["fields"]))
 
 
 def _check_reply_key(value: object, exported: bytes) -> None:

@@ -31,9 +31,14 @@ from sqlalchemy import Date, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal import envelope, followup, strictjson
-from portal.attachment import AttachmentError, check_listing
 from portal.desk.casestore import Case, CaseBase, Item
-from portal.desk.documents import Checked, DocumentRefused, _check_reply_key, _value_problem
+from portal.desk.documents import (
+    Checked,
+    DocumentRefused,
+    _check_reply_key,
+    _value_problem,
+    member_problems,
+)
 
 TOP_MEMBERS = ("type", "version", "sealed_by", "reply_public_key", "thread_proofs", "fields")
 HINT = "The sealer is faulty or the envelope was not a follow-up; keep the bundle for review."
@@ -84,18 +89,7 @@ def check(
     _check_proofs(obj["thread_proofs"], exported_reply_key, identities)
     if not isinstance(obj["fields"], dict):
         raise DocumentRefused("MalformedFollowup", "the follow-up's fields are not an object", HINT)
-    problems = [
-        f"unexpected member {n!r} outside the fields"
-        for n in obj
-        if n not in (*TOP_MEMBERS, "attachments")
-    ]
-    if "attachments" in obj:
-        try:
-            check_listing(obj["attachments"])
-        except AttachmentError as err:
-            problems.append(f"its list of attachments is not usable: {err}")
-    problems += field_problems(obj["fields"])
-    return Checked(obj, tuple(problems))
+    return Checked(obj, member_problems(obj, TOP_MEMBERS, field_problems))
 
 
 def _check_proofs(proofs: object, reply_key: bytes, identities: Sequence[PrivateKey]) -> None:

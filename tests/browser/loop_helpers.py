@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlparse
 
 from flask import Flask
 from harness import BIN
+from source_fixtures import wait_until_serving
 from sqlalchemy import MetaData, create_engine, select
 from werkzeug.serving import make_server
 
@@ -53,11 +54,7 @@ def running(interface: str, env: dict[str, str], log: Path) -> Iterator[str]:
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while f"serving the {interface} interface".encode() not in log.read_bytes():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_until_serving(proc, port, log, f"serving the {interface} interface".encode())
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

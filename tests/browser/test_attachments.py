@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from harness import BIN, JS_MODES, PASSPHRASE, Server, Team
 from playwright.sync_api import Page, Route
+from source_fixtures import wait_until_serving
 from test_submit import RECEIPT, assert_no_trace, expected_fields, fill, stored_envelopes
 
 from portal import attachment, envelope, keyfile
@@ -319,19 +320,7 @@ class Restartable:
                  "--port", str(self.port)],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while self.log.read_bytes().count(marker) <= before:
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, self.log.read_text()
-            time.sleep(0.05)
-        # The message comes just before the port is bound: wait for the port too.
-        while not self.listening():
-            assert time.monotonic() < deadline, self.log.read_text()
-            time.sleep(0.05)
-
-    def listening(self) -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+        wait_until_serving(self.proc, self.port, self.log, marker, before)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
