@@ -20,6 +20,7 @@ from portal.source import (
     assets,
     errors,
     followup,
+    followup_plain,  # noqa: F401  (adds /followup/plain to followup.bp)
     i18n,
     limits,
     logs,

@@ -7,12 +7,12 @@ posts the envelope to ``POST /followup/sealed`` with only the lookup token
 (``X-Lookup-Token``) and the CSRF token: the receipt never leaves the
 browser; ``X-Attachments`` may list complete uploads (docs/UPLOADS.md),
 stored in the thread in the follow-up's transaction exactly as for
-``/report/sealed``. Without JavaScript, ``POST /followup/plain`` seals it on the
-server, in memory, only after the explicit choice (``server_seal_consent``),
-deriving the lookup token and the reply secret from the receipt for that one
-request. Either way it is stored as a submission of the thread the token
-finds; an unknown receipt stores nothing and gets a 404 (SECURITY.md says
-what that answer tells).
+``/report/sealed``. Without JavaScript, ``POST /followup/plain``
+(``followup_plain``) seals it and its files on the server, only after the
+explicit choice (``server_seal_consent``), deriving the lookup token and the
+reply secret from the receipt for that one request. Either way it is stored
+as a submission of the thread the token finds; an unknown receipt stores
+nothing and gets a 404 (SECURITY.md says what that answer tells).
 """
 
 from __future__ import annotations
@@ -20,18 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from portal import envelope, followup, ratelimit, receipt, report, storage
-from portal.envelope import Header, SealPath
+from portal import followup, ratelimit, receipt, storage
+from portal.envelope import Header
 from portal.models import SealedBy
 from portal.report import N_
 from portal.source import followup_store, state, upload
-from portal.source.i18n import translate
-from portal.source.plain import CONSENT, submitted
-from portal.source.sealing import serialise
+from portal.source.plain import CONSENT
 from portal.source.security import CSRF_FIELD, rotate_csrf
 from portal.source.views import recipient_keys
 
@@ -96,57 +93,6 @@ def ask() -> tuple[str, int]:
     return page()
 
 
-@bp.post("/followup/plain")
-def plain() -> tuple[str, int]:
-    values = submitted()
-    if set(values) - KNOWN_NAMES:
-        known = {k: v for k, v in values.items() if k in KNOWN_NAMES}
-        return page(known, notice=UNKNOWN_FIELDS, status=400)
-    fields, digits, problems = _read(values)
-    consent = values.get(CONSENT) == ["yes"]
-    if problems or not consent:
-        notice = CHECK_ANSWERS if problems else NOT_SENT
-        return page(values, problems, notice=notice, consent_missing=not consent, status=400)
-    digest, sealed = _seal(fields, digits)
-    del digits
-    status = _store(digest, sealed, envelope.parse_header(sealed), SealedBy.SERVER)
-    if status == 404:
-        return page(values, {RECEIPT: NO_THREAD}, notice=CHECK_ANSWERS, status=404)
-    if status == 429:
-        return page(values, notice=ratelimit.THREAD_BUSY, status=429)
-    if status != 201:
-        message = translate(NOT_STORED)
-        return render_template("source/error.html", status=status, message=message), status
-    current = state.current()
-    return render_template("source/followup_sent.html", fingerprints=current.fingerprints), 200
-
-
-def _read(values: dict[str, list[str]]) -> tuple[dict[str, Any], str, dict[str, str]]:
-    """The follow-up's fields, the receipt's digits and the problems with either."""
-    problems: dict[str, str] = {}
-    try:
-        fields = followup.from_form(values)
-    except report.ReportError as err:
-        fields, problems = {}, err.problems
-    try:
-        digits = receipt.normalize((values.get(RECEIPT) or [""])[0])
-    except receipt.InvalidReceipt:
-        digits, problems[RECEIPT] = "", BAD_RECEIPT
-    return fields, digits, problems
-
-
-def _seal(fields: dict[str, Any], digits: str) -> tuple[bytes, bytes]:
-    """The thread's lookup digest and the follow-up sealed in memory (path ``server``).
-
-    The lookup token and the reply secret live only in this call.
-    """
-    current = state.current()
-    digest = receipt.lookup_digest(current.digest_key, receipt.lookup_token(digits))
-    keys = [k.public_key for k in current.keys]
-    document = followup.document(fields, receipt.reply_secret(digits), keys, sealed_by="server")
-    return digest, envelope.seal(serialise(document), keys, SealPath.SERVER)
-
-
 @bp.post("/followup/sealed")
 def sealed() -> tuple[Response, int]:
     current = state.current()
@@ -160,7 +106,7 @@ def sealed() -> tuple[Response, int]:
         current.db, current.config, tokens, current.keys, int(time.time())
     )
     digest = receipt.lookup_digest(current.digest_key, token)
-    status = _store(digest, body, header, SealedBy.BROWSER, staged)
+    status = store(digest, body, header, SealedBy.BROWSER, staged)
     if status == 404:
         raise upload.Refused(404, NO_THREAD)
     if status == 429:
@@ -172,7 +118,7 @@ def sealed() -> tuple[Response, int]:
     return jsonify(fingerprints=current.fingerprints), 201
 
 
-def _store(
+def store(
     digest: bytes,
     data: bytes,
     header: Header,

@@ -72,7 +72,7 @@ def store(
     """
     data, header = sealed
     thread = thread_id(db, lookup_digest)
-    _check_day(db, thread, day, per_day)
+    check_day(db, thread, day, per_day)
     submission_id = storage.new_id()
     path = storage.envelope_path(data_dir, submission_id)
     try:
@@ -122,8 +122,9 @@ def _row(
     )
 
 
-def _check_day(db: Database, thread: str, day: dt.date, per_day: int) -> None:
-    """Refuse one more submission to a thread that has ``per_day`` of them on ``day``."""
+def check_day(db: Database, thread: str, day: dt.date, per_day: int) -> None:
+    """Raise :class:`ThreadBusy` when the thread has ``per_day`` submissions on ``day``
+    (0: no limit), ``StorageError`` when the database cannot be read."""
     try:
         with db.session() as session:
             ratelimit.check_thread(session, thread, day, per_day)

@@ -4,9 +4,9 @@ Werkzeug spools a large multipart upload to a temporary file; a report
 posted without JavaScript is plaintext, so that must never happen. The
 request class below refuses any file part before a byte of it is read, the
 form size limit equals the body limit (so a form is parsed in memory or
-refused), and each endpoint accepts its own content types only. The one
-multipart form with files, ``/report/plain``, is never given to Werkzeug's
-parser: ``portal.source.multipart`` reads it as it streams, within the
+refused), and each endpoint accepts its own content types only. The
+multipart forms with files, ``/report/plain`` and ``/followup/plain``, are
+never given to Werkzeug's parser: ``portal.source.multipart`` reads it as it streams, within the
 limits below, checked from ``Content-Length`` before the body is read.
 """
 
@@ -33,7 +33,7 @@ CONTENT_TYPES = {
     "plain.submit": (FORM, multipart.MULTIPART),
     "sealed.submit": (OCTETS,),
     "uploads.append": (OCTETS,),
-    "followup.plain": (FORM,),
+    "followup.plain": (FORM, multipart.MULTIPART),
     "followup.sealed": (OCTETS,),
 }
 MAX_FORM_PARTS = 200  # far more than the form's fields and choices

@@ -17,29 +17,23 @@ first), with the same message. A URL-encoded form (no files) is accepted too.
 
 from __future__ import annotations
 
-import errno
-import logging
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
 from flask import Blueprint, render_template, request
 from flask_wtf.csrf import CSRFError, ValidationError, validate_csrf
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from portal import attachment, report
 from portal.models import SealedBy
 from portal.report import N_
-from portal.source import multipart, state
+from portal.source import formstream, multipart, state
 from portal.source.intake import accept
-from portal.source.limits import DISK_FULL, NOT_STORED, check_space, plain_limits
 from portal.source.sealing import seal_report
 from portal.source.security import CSRF_FIELD, csrf
-from portal.source.upload import Refused
 from portal.source.views import render_form
 from portal.storage import Staged
 
-log = logging.getLogger(__name__)
 bp = Blueprint("plain", __name__)
 
 CONSENT = "server_seal_consent"
@@ -65,28 +59,13 @@ AGAIN_WITH_FILES = {
         "Nothing was sent yet. If you chose files, choose them again: they were not kept."
     ),
 }
-FILES_TOO_LARGE = N_(
-    "The files are larger than this portal accepts with one report, or there are too many,"
-    " so nothing was stored. Go back, remove some files and send the form again."
-)
-NO_LENGTH = N_(
-    "The form arrived without its length, so nothing was stored. Go back and send it again."
-)
-MALFORMED = N_(
-    "The form arrived damaged or incomplete, so nothing was stored. Go back and send it again."
-)
-
-
-class FormAgain(Exception):
-    """The answers need the submitter again: the form, filled in, is the answer."""
-
-    def __init__(self, page: tuple[str, int]) -> None:
-        super().__init__("the form is shown again")
-        self.page = page
 
 
 def submitted() -> dict[str, list[str]]:
-    """The answers of a URL-encoded form (parsed in memory), with line breaks as form.js's."""
+    """The answers of the request's form, with line breaks as form.js's: a URL-encoded form
+    parsed in memory, or the text parts of a multipart one, its files skipped unread."""
+    if request.mimetype == multipart.MULTIPART:
+        return normalised(formstream.answers_only())
     return normalised({name: request.form.getlist(name) for name in request.form})
 
 
@@ -110,7 +89,7 @@ def review(raw: Mapping[str, Sequence[str]], files_sent: bool) -> dict[str, Any]
     say = AGAIN_WITH_FILES.get if files_sent else str
     if set(values) - KNOWN_NAMES:
         known = {k: v for k, v in values.items() if k in KNOWN_NAMES}
-        raise FormAgain(render_form(known, notice=say(UNKNOWN_FIELDS), status=400))
+        raise formstream.FormAgain(render_form(known, notice=say(UNKNOWN_FIELDS), status=400))
     try:
         fields, problems = report.from_form(values), {}
     except report.ReportError as err:
@@ -118,7 +97,7 @@ def review(raw: Mapping[str, Sequence[str]], files_sent: bool) -> dict[str, Any]
     consent = values.get(CONSENT) == ["yes"]
     if problems or not consent:
         notice = say(CHECK_ANSWERS if problems else NOT_SENT)
-        raise FormAgain(render_form(values, problems, notice=notice,
+        raise formstream.FormAgain(render_form(values, problems, notice=notice,
                                     consent_missing=not consent, status=400))  # fmt: skip
     return fields
 
@@ -129,61 +108,18 @@ def submit() -> tuple[str, int]:
         if request.mimetype == multipart.MULTIPART:
             return streamed()
         return finish(review(submitted(), files_sent=False), [])
-    except FormAgain as again:
+    except formstream.FormAgain as again:
         return again.page
 
 
 def streamed() -> tuple[str, int]:
     """The multipart form, read and sealed as it arrives."""
-    current = state.current()
-    limits = plain_limits(current.config)
-    length = request.content_length
-    if length is None:
-        raise Refused(411, NO_LENGTH)
-    if length > limits.body:
-        raise Refused(413, FILES_TOO_LARGE)
-    check_space(current, length)
-    boundary = request.mimetype_params.get("boundary", "")
-    if not boundary or not boundary.isascii():
-        raise Refused(400, MALFORMED)
-    request.max_content_length = limits.body
-    recipients = [k.public_key for k in current.keys]
-    form = multipart.StreamingForm(request.stream.read, boundary.encode(), limits.form,
-                                   (current.config.data_dir, recipients))  # fmt: skip
-    try:
-        received = form.run(lambda values: review(values, files_sent=True))
-    except BaseException as err:
-        drain()
-        raise stream_error(err) from None
+    unknown = functools.partial(render_form, notice=AGAIN_WITH_FILES[UNKNOWN_FIELDS], status=400)
+    received = formstream.read(lambda values: review(values, files_sent=True), unknown)
     try:
         return finish(received.checked, received.files)
     finally:
         received.discard()  # stored ones were moved already; this removes the rest
-
-
-def stream_error(err: BaseException) -> BaseException:
-    """What to answer when reading or sealing the form failed (nothing was kept)."""
-    if isinstance(err, multipart.TooLarge | RequestEntityTooLarge):
-        return Refused(413, FILES_TOO_LARGE)
-    if isinstance(err, multipart.UnknownPart):
-        return FormAgain(render_form(notice=AGAIN_WITH_FILES[UNKNOWN_FIELDS], status=400))
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return Refused(507, DISK_FULL)
-    if isinstance(err, OSError | InvalidTag):
-        log.error("files sent without JavaScript could not be sealed: %s", type(err).__name__)
-        return Refused(503, NOT_STORED)
-    if isinstance(err, ValueError | HTTPException) and not isinstance(err, CSRFError):
-        return Refused(400, MALFORMED)
-    return err
-
-
-def drain() -> None:
-    """Read what is left of the body, so that the browser sees the answer, not a reset."""
-    try:
-        while request.stream.read(multipart.PIECE):
-            pass
-    except HTTPException:
-        pass
 
 
 def finish(

@@ -194,10 +194,6 @@ function init() {
   const msg = messages(form);
   const status = form.querySelector('[data-form-status]');
   const alert = form.querySelector('[data-form-alert]');
-  for (const el of form.querySelectorAll('[data-js-files]')) {
-    el.hidden = false;
-    el.disabled = false;
-  }
   const attachments = formAttachments(form);
   const crypto = loadCrypto(form);
   crypto.catch(() => show(alert, msg.noCrypto));
