@@ -13,6 +13,7 @@ import json
 import pytest
 from followup_helpers import form_csrf, token_of
 from test_followup_desk import desk, desk_import, items, thread
+from test_followup_plain_files import post_files
 from test_staff_export import apps
 from uploads_helpers import _empty_uploads, attachment_envelope, send
 
@@ -58,6 +59,27 @@ def test_files_listed_in_a_follow_up_are_matched(
     assert "Attachments listed (2)" in out and "MISSING" not in out
     assert out.count("(verified)") == 2
     assert "FOLLOW-UP" in out
+
+
+def test_files_of_a_follow_up_sent_without_javascript_are_matched(
+    apps, clock, thread, tmp_path, desk_keys, capsys
+):
+    _, staff = apps
+    client, shown = thread
+    files = [("summons.pdf", b"summons " * 20_000, "application/pdf"),
+             ("../photo\x01.jpg", b"\xff\xd8" * 9000, "image/jpeg")]  # fmt: skip
+    response = post_files(client, shown, files, account="The summons, scanned.")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert desk_import(staff, clock, tmp_path, desk_keys) == 0
+    store = tmp_path / "store"
+    line = desk(capsys, "cases", "--store", str(store))[1].splitlines()[1]
+    code, out, err = desk(capsys, "show", "--store", str(store), line.split()[0][:8])
+    assert code == 0, err
+    assert "Attachments listed (2)" in out and "MISSING" not in out
+    assert out.count("(verified)") == 2 and "The summons, scanned." in out
+    written = sorted(p.read_bytes() for p in store.rglob("*") if p.is_file()
+                     and p.read_bytes() in {c for _, c, _ in files})  # fmt: skip
+    assert written == sorted(c for _, c, _ in files)
 
 
 def test_a_file_a_follow_up_lists_but_lacks_is_missing(
