@@ -1,28 +1,51 @@
-"""A follow-up with two files, sent through real Chromium with JavaScript (normal mode).
+"""Follow-ups with two files, sent through real Chromium with and without JavaScript.
 
-A thread is planted as in test_followup.py; the submitter types the receipt
-on ``/followup``, writes a marker and chooses two files whose names and bytes
-carry it. The browser seals and uploads each file, then seals the follow-up
-listing them and names their uploads in ``X-Attachments``. No request carries
-the marker or the receipt; the follow-up passes the desk's check (thread
-proof included), and each file opens with the team's key and matches its
-entry in the follow-up's list, as ``portal-desk decrypt`` writes it too.
+With JavaScript (normal mode) a thread is planted as in test_followup.py; the
+submitter types the receipt on ``/followup``, writes a marker and chooses two
+files whose names and bytes carry it. The browser seals and uploads each
+file, then seals the follow-up listing them and names their uploads in
+``X-Attachments``. No request carries the marker or the receipt.
+
+Without JavaScript the report itself is sent through the page first (the
+server seals it after consent), and its receipt, copied from the
+confirmation page, opens ``/followup``. The follow-up's form posts the
+files (``multipart/form-data``) with the server-seal consent ticked; the
+server seals each file as it streams in. The form body carries the marker
+and the receipt, of course, but no URL or header does. Without the consent
+nothing is kept (no row, no file): the page asks for the tick and for the
+files again.
+
+Either way the data directory and the log hold neither the marker nor the
+receipt; the follow-up passes the desk's check (thread proof included); and
+each file opens with the team's key to exactly its bytes and matches its
+entry in the follow-up's list, as ``portal-desk decrypt`` writes it too,
+saying it verified the SHA-256.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
+import sqlite3
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
-from harness import PASSPHRASE, Server
-from test_attachments import Requests, desk_decrypt, make_files
+from harness import BIN, PASSPHRASE, Server
+from playwright.sync_api import Page
+from test_attachments import Requests, make_files
 from test_followup import assert_no_trace, fill, plant
+from test_submit import RECEIPT, expected_fields, stored_envelopes
+from test_submit import fill as fill_report
 
 from portal import attachment, envelope, keyfile, receipt
+from portal.config import DATABASE_NAME
 from portal.desk import followups
+
+CONSENT = '[name="server_seal_consent"]'
+SEND = '#followup-form button[type="submit"]:visible'
 
 
 def open_all(server: Server, first: Path, shown: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -49,6 +72,69 @@ def open_all(server: Server, first: Path, shown: str) -> tuple[dict[str, Any], d
     return document, files
 
 
+def desk_decrypt(server: Server, path: Path) -> tuple[bytes, str]:
+    """What `portal-desk decrypt` writes for an attachment envelope, and what it says."""
+    out = server.data_dir.parent / "desk-file.bin"
+    done = subprocess.run(
+        [BIN / "portal-desk", "decrypt", "--secret-key", server.team.key_file,
+         "--passphrase-file", server.team.passphrase_file, "-o", out, path],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    data = out.read_bytes()
+    out.unlink()
+    return data, done.stderr
+
+
+def check_files(document: dict[str, Any], files: dict[str, Any], chosen: list[Path],
+                server: Server) -> None:  # fmt: skip
+    """The follow-up lists exactly ``chosen``, and each stored file is its bytes, verified."""
+    listed = document["attachments"]
+    assert [entry["name"] for entry in listed] == [p.name for p in chosen]
+    assert len(files) == len(chosen)
+    for entry, path in zip(listed, chosen, strict=True):
+        meta, data, stored = files[entry["id"]]
+        assert data == path.read_bytes(), f"{path.name} differs"
+        assert meta.listing() == entry
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["size"] == len(data)
+        opened, said = desk_decrypt(server, stored)
+        assert opened == data
+        assert f"{entry['size']} bytes); SHA-256 verified" in said, said
+
+
+def send_report_without_js(page: Page, server_url: str, marker: str) -> str:
+    """A report sent through the page, sealed by the server; the receipt it shows."""
+    page.goto(f"{server_url}/report")
+    fill_report(page, expected_fields(marker))
+    page.check(CONSENT)
+    page.click('#report-form button[type="submit"]:visible')
+    found = RECEIPT.search(page.inner_text("[data-receipt]"))
+    assert found, "no receipt on the confirmation page"
+    return found.group()
+
+
+def assert_not_in_urls_or_headers(requests: Requests, *needles: str) -> None:
+    for method, url, headers, _ in requests.seen:
+        for needle in needles:
+            assert needle not in url, f"found in the URL of a {method}"
+            assert needle not in json.dumps(headers, ensure_ascii=False), f"in a {method} header"
+
+
+def data_files(server: Server) -> dict[str, bytes]:
+    """Every file of the data directory but the database (and its journals), with its bytes."""
+    return {
+        str(p.relative_to(server.data_dir)): p.read_bytes()
+        for p in server.data_dir.rglob("*")
+        if p.is_file() and not p.name.startswith(DATABASE_NAME)
+    }
+
+
+def submission_rows(server: Server) -> int:
+    with sqlite3.connect(f"file:{server.data_dir / DATABASE_NAME}?mode=ro", uri=True) as db:
+        (count,) = db.execute("SELECT count(*) FROM submissions").fetchone()
+    return int(count)
+
+
 def test_a_follow_up_with_two_files_reaches_the_desk_whole(
     server: Server, browser_for: Any, tmp_path: Path
 ) -> None:
@@ -62,7 +148,7 @@ def test_a_follow_up_with_two_files_reaches_the_desk_whole(
     page.goto(f"{server.url}/followup")
     fill(page, shown, marker)
     page.set_input_files("#attachment-files", [str(p) for p in chosen])
-    page.click('#followup-form button[type="submit"]:visible')
+    page.click(SEND)
     page.wait_for_selector("[data-followup-sent]", timeout=180_000)
     assert not errors
     requests.assert_clean(marker)
@@ -74,14 +160,63 @@ def test_a_follow_up_with_two_files_reaches_the_desk_whole(
     assert sealed[0]["x-lookup-token"] == token
     assert len(sealed[0]["x-attachments"].split(" ")) == 2
     document, files = open_all(server, first, shown)
+    assert document["sealed_by"] == "browser"
     assert document["fields"] == {"account": marker, "consent_publication": "no"}
-    listed = document["attachments"]
-    assert [entry["name"] for entry in listed] == [p.name for p in chosen]
-    assert len(files) == 2
-    for entry, path in zip(listed, chosen, strict=True):
-        meta, data, stored = files[entry["id"]]
-        assert data == path.read_bytes(), f"{path.name} differs"
-        assert meta.listing() == entry
-        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
-        assert desk_decrypt(server, stored) == data
+    check_files(document, files, chosen, server)
     assert_no_trace(server, marker, digits)
+
+
+# --- JavaScript off ----------------------------------------------------------------------------
+
+
+def test_without_javascript_a_follow_up_carries_two_files_after_consent(
+    server: Server, browser_for: Any, tmp_path: Path
+) -> None:
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    chosen = make_files(tmp_path / "files", marker, [1_500_000, 40_000])  # 23 pieces of 64 KiB
+    page = browser_for("no-js").new_page()
+    requests = Requests(page)
+    shown = send_report_without_js(page, server.url, marker)
+    (first,) = stored_envelopes(server.data_dir)
+    page.goto(f"{server.url}/followup")
+    fill(page, shown, marker)
+    page.check(CONSENT)
+    page.set_input_files("#attachment-files", [str(p) for p in chosen])
+    page.click(SEND)
+    page.wait_for_selector("[data-followup-sent]", timeout=180_000)
+    digits = shown.replace(" ", "")
+    # The form itself went to the server (Chromium does not show a body that has files).
+    (posted,) = [h for m, u, h, _ in requests.seen if m == "POST" and u.endswith("/followup/plain")]
+    assert posted["content-type"].startswith("multipart/form-data")
+    assert_not_in_urls_or_headers(requests, marker, shown, digits)
+    document, files = open_all(server, first, shown)
+    assert document["sealed_by"] == "server"
+    assert document["fields"] == {"account": marker, "consent_publication": "no"}
+    check_files(document, files, chosen, server)
+    assert len(stored_envelopes(server.data_dir)) == 4  # no spooled part is left over
+    assert_no_trace(server, marker, digits)
+
+
+def test_without_javascript_and_without_consent_a_follow_up_with_a_file_keeps_nothing(
+    server: Server, browser_for: Any, tmp_path: Path
+) -> None:
+    shown, _ = plant(server)
+    marker = f"MARKER-{uuid.uuid4().hex}"
+    chosen = make_files(tmp_path / "files", marker, [300_000])
+    before, rows = data_files(server), submission_rows(server)
+    page = browser_for("no-js").new_page()
+    page.goto(f"{server.url}/followup")
+    fill(page, shown, marker)
+    page.set_input_files("#attachment-files", [str(p) for p in chosen])
+    page.click(SEND)
+    alert = page.inner_text("[data-form-alert]")
+    assert "choose them again: they were not kept" in alert, alert
+    assert "tick the box if you agree" in alert, alert
+    assert page.locator(".server-seal.has-problem").count() == 1
+    assert not page.is_checked(CONSENT)
+    assert page.input_value('[name="receipt"]') == ""  # the receipt is never echoed back
+    assert page.input_value('[name="account"]') == marker  # the rest is filled in again
+    assert page.locator("[data-followup-sent]").count() == 0
+    assert submission_rows(server) == rows
+    assert data_files(server) == before
+    assert_no_trace(server, marker, shown.replace(" ", ""))
