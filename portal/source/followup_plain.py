@@ -39,7 +39,7 @@ from portal.source.followup import (
     bp,
     page,
     store,
-)  # fmt: skip
+)
 from portal.source.i18n import translate
 from portal.source.plain import AGAIN_WITH_FILES, CONSENT, check_csrf, normalised, submitted
 from portal.source.plain import UNKNOWN_FIELDS as UNKNOWN_WITH_FILES
