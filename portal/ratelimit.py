@@ -115,12 +115,12 @@ def overloaded(wait: float) -> Response:
 
 def refill(notice: str, status: int) -> tuple[str, int]:
     """The no-JavaScript form of this request, filled in with what was sent, and ``notice``."""
-    from portal.source import followup, plain, views
+    from portal.source import followup, formstream, plain, views
 
     if request.endpoint == "followup.plain":
-        sent = {k: v for k, v in plain.submitted().items() if k in followup.KNOWN_NAMES}
+        sent = {k: v for k, v in formstream.submitted().items() if k in followup.KNOWN_NAMES}
         return followup.page(sent, notice=notice, status=status)
-    values = {k: v for k, v in plain.submitted().items() if k in plain.KNOWN_NAMES}
+    values = {k: v for k, v in formstream.submitted().items() if k in plain.KNOWN_NAMES}
     return views.render_form(values, notice=notice, status=status)
 
 

@@ -20,13 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import render_template, request
+from flask import render_template
 
 from portal import attachment, envelope, followup, ratelimit, receipt, report, storage
 from portal.envelope import SealPath
 from portal.models import SealedBy
 from portal.source import followup as pages
-from portal.source import followup_store, formstream, multipart, state
+from portal.source import followup_store, formstream, state
 from portal.source.followup import (
     BAD_RECEIPT,
     CHECK_ANSWERS,
@@ -41,7 +41,7 @@ from portal.source.followup import (
     store,
 )
 from portal.source.i18n import translate
-from portal.source.plain import AGAIN_WITH_FILES, CONSENT, check_csrf, normalised, submitted
+from portal.source.plain import AGAIN_WITH_FILES, CONSENT
 from portal.source.plain import UNKNOWN_FIELDS as UNKNOWN_WITH_FILES
 from portal.source.sealing import serialise
 from portal.source.security import csrf
@@ -67,28 +67,14 @@ class Checked:
 
 @bp.post("/followup/plain")
 def plain() -> tuple[str, int]:
-    try:
-        if request.mimetype == multipart.MULTIPART:
-            return streamed()
-        return finish(review(submitted(), files_sent=False), [])
-    except formstream.FormAgain as again:
-        return again.page
-
-
-def streamed() -> tuple[str, int]:
-    """The multipart form, read and its files sealed as it arrives."""
     unknown = functools.partial(page, notice=WITH_FILES[UNKNOWN_FIELDS], status=400)
-    received = formstream.read(lambda values: review(values, files_sent=True), unknown)
-    try:
-        return finish(received.checked, received.files)
-    finally:
-        received.discard()  # stored ones were moved already; this removes the rest
+    return formstream.respond(review, finish, unknown)
 
 
 def review(raw: Mapping[str, Sequence[str]], files_sent: bool) -> Checked:
     """The checked follow-up, or ``FormAgain`` (or ``CSRFError``) before anything is kept."""
-    check_csrf(raw)
-    values = normalised(raw)
+    formstream.check_csrf(raw)
+    values = formstream.normalised(raw)
     say = WITH_FILES.__getitem__ if files_sent else str
     if set(values) - KNOWN_NAMES:
         known = {k: v for k, v in values.items() if k in KNOWN_NAMES}

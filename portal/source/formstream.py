@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from flask import request
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, ValidationError, validate_csrf
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from portal import attachment
 from portal.report import N_
 from portal.source import multipart, state
 from portal.source.limits import DISK_FULL, NOT_STORED, check_space, plain_limits
+from portal.source.security import CSRF_FIELD
 from portal.source.upload import Refused
+from portal.storage import Staged
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ MALFORMED = N_(
 )
 
 Gate = Callable[[dict[str, list[str]]], Any]
+Page = tuple[str, int]
 
 
 class FormAgain(Exception):
@@ -56,6 +60,50 @@ class _Answers(Exception):
     def __init__(self, values: dict[str, list[str]]) -> None:
         super().__init__("the answers are in")
         self.values = values
+
+
+def respond(
+    review: Callable[[Mapping[str, Sequence[str]], bool], Any],
+    finish: Callable[[Any, Sequence[tuple[Staged, attachment.Metadata]]], Page],
+    unknown_part: Callable[[], Page],
+) -> Page:
+    """The answer to a no-JavaScript form, multipart (files) or URL-encoded (none).
+
+    ``review(values, files_sent)`` checks the answers (raising ``FormAgain``
+    or ``CSRFError``) before any file is kept; ``finish(checked, files)``
+    seals and stores. Staged files that were not stored are removed.
+    """
+    try:
+        if request.mimetype != multipart.MULTIPART:
+            return finish(review(submitted(), False), [])
+        received = read(lambda values: review(values, True), unknown_part)
+        try:
+            return finish(received.checked, received.files)
+        finally:
+            received.discard()  # stored ones were moved already; this removes the rest
+    except FormAgain as again:
+        return again.page
+
+
+def submitted() -> dict[str, list[str]]:
+    """The answers of the request's form, with line breaks as form.js's: a URL-encoded form
+    parsed in memory, or the text parts of a multipart one, its files skipped unread."""
+    if request.mimetype == multipart.MULTIPART:
+        return normalised(answers_only())
+    return normalised({name: request.form.getlist(name) for name in request.form})
+
+
+def normalised(values: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    return {name: [v.replace("\r\n", "\n") for v in found] for name, found in values.items()}
+
+
+def check_csrf(values: Mapping[str, Sequence[str]]) -> None:
+    """Flask-WTF's check of the form's token, raising the same ``CSRFError``."""
+    tokens = values.get(CSRF_FIELD, [])
+    try:
+        validate_csrf(tokens[0] if len(tokens) == 1 else None)
+    except ValidationError as err:
+        raise CSRFError(str(err)) from None
 
 
 def read(gate: Gate, unknown_part: Callable[[], tuple[str, int]]) -> multipart.Received:

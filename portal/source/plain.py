@@ -21,13 +21,12 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flask import Blueprint, render_template, request
-from flask_wtf.csrf import CSRFError, ValidationError, validate_csrf
+from flask import Blueprint, render_template
 
 from portal import attachment, report
 from portal.models import SealedBy
 from portal.report import N_
-from portal.source import formstream, multipart, state
+from portal.source import formstream, state
 from portal.source.intake import accept
 from portal.source.sealing import seal_report
 from portal.source.security import CSRF_FIELD, csrf
@@ -61,31 +60,10 @@ AGAIN_WITH_FILES = {
 }
 
 
-def submitted() -> dict[str, list[str]]:
-    """The answers of the request's form, with line breaks as form.js's: a URL-encoded form
-    parsed in memory, or the text parts of a multipart one, its files skipped unread."""
-    if request.mimetype == multipart.MULTIPART:
-        return normalised(formstream.answers_only())
-    return normalised({name: request.form.getlist(name) for name in request.form})
-
-
-def normalised(values: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    return {name: [v.replace("\r\n", "\n") for v in found] for name, found in values.items()}
-
-
-def check_csrf(values: Mapping[str, Sequence[str]]) -> None:
-    """Flask-WTF's check of the form's token, raising the same ``CSRFError``."""
-    tokens = values.get(CSRF_FIELD, [])
-    try:
-        validate_csrf(tokens[0] if len(tokens) == 1 else None)
-    except ValidationError as err:
-        raise CSRFError(str(err)) from None
-
-
 def review(raw: Mapping[str, Sequence[str]], files_sent: bool) -> dict[str, Any]:
     """The checked fields, or :class:`FormAgain` (or ``CSRFError``) before anything is kept."""
-    check_csrf(raw)
-    values = normalised(raw)
+    formstream.check_csrf(raw)
+    values = formstream.normalised(raw)
     say = AGAIN_WITH_FILES.get if files_sent else str
     if set(values) - KNOWN_NAMES:
         known = {k: v for k, v in values.items() if k in KNOWN_NAMES}
@@ -104,22 +82,8 @@ def review(raw: Mapping[str, Sequence[str]], files_sent: bool) -> dict[str, Any]
 
 @bp.post("/report/plain")
 def submit() -> tuple[str, int]:
-    try:
-        if request.mimetype == multipart.MULTIPART:
-            return streamed()
-        return finish(review(submitted(), files_sent=False), [])
-    except formstream.FormAgain as again:
-        return again.page
-
-
-def streamed() -> tuple[str, int]:
-    """The multipart form, read and sealed as it arrives."""
     unknown = functools.partial(render_form, notice=AGAIN_WITH_FILES[UNKNOWN_FIELDS], status=400)
-    received = formstream.read(lambda values: review(values, files_sent=True), unknown)
-    try:
-        return finish(received.checked, received.files)
-    finally:
-        received.discard()  # stored ones were moved already; this removes the rest
+    return formstream.respond(review, finish, unknown)
 
 
 def finish(
