@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 
 from portal.config import PROJECT_ROOT
 from portal.db import make_engine
@@ -26,9 +27,31 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     return cfg
 
 
+def _transactional_ddl(engine: Engine) -> None:
+    """Make SQLite run a whole upgrade in one transaction, its DDL included.
+
+    The sqlite3 module begins a transaction only before DML, so the tables
+    an earlier revision created stayed behind when a later one failed (say,
+    0008 without ``PORTAL_SECRET_KEY``) while the recorded revision was rolled
+    back; the next try then failed on them. SQLAlchemy's documented recipe:
+    the driver does no transaction handling, and each transaction begins
+    explicitly.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
 @contextmanager
 def _connected(url: str) -> Iterator[AlembicConfig]:
     engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        _transactional_ddl(engine)
     try:
         with engine.begin() as connection:
             yield alembic_config(connection)

@@ -71,6 +71,8 @@ class Thread(Base):
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     lookup_digest: Mapped[bytes] = mapped_column(LargeBinary(DIGEST_SIZE), unique=True)
+    # Masked under a key from the server's secret (portal.replykey), never in clear:
+    # the clear key follows from a receipt alone and would link it to the thread.
     reply_public_key: Mapped[bytes] = mapped_column(LargeBinary(REPLY_KEY_SIZE))
     created_on: Mapped[dt.date] = mapped_column(Date)
 

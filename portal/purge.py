@@ -11,23 +11,24 @@ reported; the others are deleted, rows first (one transaction), then their
 files, each overwritten with zeros, fsynced and unlinked, so that a crash
 leaves at worst a file with no row, never a row without its file.
 
-The bundle's replies are checked whole too, before anything changes: each
-must name a thread this server holds, be neither stored already nor deleted
-before (``DeletedReply`` keeps the ids of deleted replies, added in the
-transaction that deletes them, so that a replayed bundle cannot store them
-again), be a well-formed envelope (``envelope.inspect``), and be sealed to
-that thread's reply key among its recipients. They are stored as ``replies/<id>.env``
-(written durably, like envelopes) before the one transaction that adds their
-rows and deletes the acknowledged submissions; if it fails, the files are
-removed again. Once a bundle is applied, every reply the submitter has read
-is deleted (:func:`forget_read_replies`): the desk has answered since, and a
-reply kept on the server is one more thing to seize. Replies are also deleted
-after a set time whether read or not (:func:`expire_replies`, run by a
-periodic job: ``portal replies expire``). Reply files are shredded like
-envelopes.
+The bundle's replies are checked whole too, before anything changes: each must
+name a thread this server holds, be neither stored already nor deleted before
+(``DeletedReply`` keeps the ids of deleted replies, added in the transaction
+that deletes them, so that a replayed bundle cannot store them again), be a
+well-formed envelope (``envelope.inspect``), and be sealed to that thread's
+reply key among its recipients (the stored key is masked under the server's
+secret, ``portal.replykey``, and unmasked here to check). They are stored as
+``replies/<id>.env`` (written durably, like envelopes) before the one
+transaction that adds their rows and deletes the acknowledged submissions; if
+it fails, the files are removed again. Once a bundle is applied, every reply
+the submitter has read is deleted (:func:`forget_read_replies`): the desk has
+answered since, and a reply kept on the server is one more thing to seize.
+Replies are also deleted after a set time whether read or not
+(:func:`expire_replies`, run by a periodic job: ``portal replies expire``).
+Reply files are shredded like envelopes.
 
-Thread rows stay: they hold only the lookup digest and the reply public key,
-which replies to the submitter need.
+Thread rows stay: they hold only the lookup digest and the (masked) reply
+public key, which replies to the submitter need.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from portal import envelope
+from portal import envelope, replykey
 from portal.db import Database
 from portal.models import DeletedReply, Reply, Submission, Thread
 from portal.returnbundle import ReturnBundle
@@ -89,15 +90,19 @@ def file_digest(path: Path) -> bytes | None:
     return digest.digest()
 
 
-def check(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
-    """Which acknowledged items would be deleted and which kept; raises ``ReturnRefused``."""
+def check(db: Database, data_dir: Path, returned: ReturnBundle, *, mask_key: bytes) -> Applied:
+    """Which acknowledged items would be deleted and which kept; raises ``ReturnRefused``.
+
+    ``mask_key`` (``replykey.mask_key`` of the server's secret) unmasks the
+    reply keys the returned replies must be sealed to.
+    """
     acks = returned.acknowledgements
     if not acks and not returned.replies:
         raise ReturnRefused(
             "This return bundle acknowledges nothing, so nothing was deleted. The desk had"
             " opened nothing new since its last return bundle."
         )
-    _check_replies(db, returned)
+    _check_replies(db, returned, mask_key)
     if not acks:
         return Applied((), (), tuple(r.id for r in returned.replies))
     wanted = [a.id for a in acks]
@@ -127,7 +132,7 @@ def check(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
     return Applied(tuple(deleted), tuple(kept), tuple(r.id for r in returned.replies))
 
 
-def _check_replies(db: Database, returned: ReturnBundle) -> None:
+def _check_replies(db: Database, returned: ReturnBundle, mask_key: bytes) -> None:
     """Refuse the whole bundle unless every reply can be stored for its thread's submitter."""
     if not returned.replies:
         return
@@ -137,9 +142,14 @@ def _check_replies(db: Database, returned: ReturnBundle) -> None:
         keys: dict[str, bytes] = {}
         for chunk in _chunks(threads):
             rows = session.execute(
-                select(Thread.id, Thread.reply_public_key).where(Thread.id.in_(chunk))
+                select(Thread.id, Thread.lookup_digest, Thread.reply_public_key).where(
+                    Thread.id.in_(chunk)
+                )
             )
-            keys.update((thread_id, bytes(key)) for thread_id, key in rows)
+            keys.update(
+                (thread_id, replykey.unmask(mask_key, digest, stored))
+                for thread_id, digest, stored in rows
+            )
         stored = _found(session, Reply.id, ids)
         deleted = _found(session, DeletedReply.id, ids)
     if len(keys) < len(threads):
@@ -185,10 +195,10 @@ def _check_sealing(returned: ReturnBundle, keys: dict[str, bytes]) -> None:
             )
 
 
-def apply(db: Database, data_dir: Path, returned: ReturnBundle) -> Applied:
+def apply(db: Database, data_dir: Path, returned: ReturnBundle, *, mask_key: bytes) -> Applied:
     """Check ``returned`` whole, store its replies, then delete the acknowledged items whose
-    digests match."""
-    plan = check(db, data_dir, returned)
+    digests match. ``mask_key`` is as for :func:`check`."""
+    plan = check(db, data_dir, returned, mask_key=mask_key)
     ids = list(plan.deleted)
     day = dt.datetime.now(dt.UTC).date()
     written = _write_replies(data_dir, returned, day)

@@ -59,12 +59,17 @@ class UploadsGone(StorageError):
 
 @dataclass(frozen=True)
 class Incoming:
-    """A validated envelope and the metadata the brief allows the server to keep."""
+    """A validated envelope and the metadata the brief allows the server to keep.
+
+    ``masked_reply_key`` is the reply public key as stored, masked under the
+    server's secret for this ``lookup_digest`` (``portal.replykey.mask``), never
+    the clear key: storing does no cryptography.
+    """
 
     envelope: bytes
     header: Header
     lookup_digest: bytes
-    reply_public_key: bytes
+    masked_reply_key: bytes
     sealed_by: SealedBy
 
 
@@ -153,7 +158,7 @@ def _rows(incoming: Incoming, submission_id: str, day: dt.date) -> tuple[Thread,
     thread = Thread(
         id=new_id(),
         lookup_digest=incoming.lookup_digest,
-        reply_public_key=incoming.reply_public_key,
+        reply_public_key=incoming.masked_reply_key,
         created_on=day,
     )
     submission = Submission(

@@ -33,13 +33,14 @@ from pg import PostgresServer
 from sqlalchemy import create_engine, func, select, text
 from werkzeug.test import TestResponse
 
-from portal import envelope, keyfile, migrate, receipt, report
+from portal import envelope, keyfile, migrate, receipt, replykey, report
 from portal.config import PROJECT_ROOT, Config
 from portal.envelope import SealPath
 from portal.models import Submission, Thread
 from portal.source import create_app
 
 SECRET = secrets.token_urlsafe(32)
+MASK_KEY = replykey.mask_key(SECRET.encode())  # masks reply keys at rest under SECRET
 BIN = Path(sys.executable).parent
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -233,6 +234,18 @@ def csrf_token(client: FlaskClient) -> str:
 
 def reply_key() -> bytes:
     return bytes(PrivateKey.generate().public_key)
+
+
+def masked(lookup_digest: bytes, clear: bytes) -> bytes:
+    """A reply public key as a portal running with ``SECRET`` stores it for this digest."""
+    return replykey.mask(MASK_KEY, lookup_digest, clear)
+
+
+def clear_reply_key(thread: Any) -> bytes:
+    """The clear reply public key of a ``threads`` row (a mapping or a ``Thread``) stored
+    under ``SECRET``."""
+    get = thread.get if isinstance(thread, dict) else lambda name: getattr(thread, name)
+    return replykey.unmask(MASK_KEY, bytes(get("lookup_digest")), bytes(get("reply_public_key")))
 
 
 def token_hex() -> str:

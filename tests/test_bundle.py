@@ -29,6 +29,7 @@ from source_fixtures import (
     Team,
     answers,
     browser_envelope,
+    clear_reply_key,
     post_plain,
     reply_key,
     snapshot,
@@ -37,7 +38,7 @@ from source_fixtures import (
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from portal import bundle, envelope, receipt, report, storage
+from portal import bundle, envelope, receipt, replykey, report, storage
 from portal.desk.casestore import STORE_FILE, Case, Item
 from portal.desk.cli import main
 from portal.envelope import SealPath
@@ -147,7 +148,7 @@ BROWSER_FIELDS = {
 def export(app: Flask, path: Path, day: dt.date = DAY) -> tuple[bundle.Item, ...]:
     state = app.extensions["portal.source"]
     with path.open("wb") as out:
-        return export_to(state.db, state.config.data_dir, out, day)
+        return export_to(state.db, state.config.data_dir, out, day, mask_key=state.mask_key)
 
 
 @pytest.fixture()
@@ -177,7 +178,8 @@ def test_export_lists_every_submission_with_its_thread_key_and_deletes_nothing(
 
     with state.db.session() as db:
         rows = {s.id: s for s in db.scalars(select(Submission))}
-        threads = {s.id: s.thread.reply_public_key for s in rows.values()}
+        threads = {s.id: clear_reply_key(s.thread) for s in rows.values()}
+        stored = {s.id: bytes(s.thread.reply_public_key) for s in rows.values()}
     assert {i.id for i in items} == set(rows)
     for item in items:
         row = rows[item.id]
@@ -189,7 +191,9 @@ def test_export_lists_every_submission_with_its_thread_key_and_deletes_nothing(
         assert item.recipient_key_ids == header.key_ids == row.key_ids
         assert item.sealed_by == row.sealed_by.value
         assert item.thread_id == row.thread_id
-        assert item.reply_public_key == threads[item.id]
+        # The manifest carries the clear key (the desk compares it with the sealed one);
+        # the database holds it masked.
+        assert item.reply_public_key == threads[item.id] != stored[item.id]
         assert item.received_on == row.received_on
     assert {i.sealed_by for i in items} == {"browser", "server"}
     with bundle.read_export(tmp_path / "a.tar") as read:
@@ -531,7 +535,9 @@ def test_a_flipped_byte_in_one_envelope_refuses_that_item_only(
 
 def _store_direct(app: Flask, data: bytes, reply: bytes, sealed_by: SealedBy) -> str:
     state = app.extensions["portal.source"]
-    incoming = storage.Incoming(data, envelope.parse_header(data), os.urandom(32), reply, sealed_by)
+    digest = os.urandom(32)
+    stored = replykey.mask(state.mask_key, digest, reply)
+    incoming = storage.Incoming(data, envelope.parse_header(data), digest, stored, sealed_by)
     return storage.store(state.db, state.config.data_dir, incoming, DAY)
 
 

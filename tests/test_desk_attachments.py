@@ -26,7 +26,7 @@ from nacl.public import PrivateKey
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from portal import attachment, bundle, envelope, report, returnbundle, storage
+from portal import attachment, bundle, envelope, replykey, report, returnbundle, storage
 from portal.attachment import Encoder, Metadata
 from portal.desk.casestore import STORE_FILE, Attachment, Item
 from portal.desk.cli import main
@@ -704,13 +704,15 @@ def test_attachments_stored_by_the_server_reach_the_desk_whole(
     thread = Thread.new()
     document = report.document(FIELDS, thread.reply, "browser", metas)
     sealed = envelope.seal(json.dumps(document).encode(), keys, SealPath.BROWSER)
+    lookup = os.urandom(32)
+    stored = replykey.mask(state.mask_key, lookup, thread.reply)
     incoming = storage.Incoming(
-        sealed, envelope.parse_header(sealed), os.urandom(32), thread.reply, SealedBy.BROWSER
+        sealed, envelope.parse_header(sealed), lookup, stored, SealedBy.BROWSER
     )
     storage.store(state.db, state.config.data_dir, incoming, DAY, staged)
     path = tmp_path / "export.tar"
     with path.open("wb") as out:
-        exported = export_to(state.db, state.config.data_dir, out, DAY)
+        exported = export_to(state.db, state.config.data_dir, out, DAY, mask_key=state.mask_key)
     assert len(exported) == 4
     store = tmp_path / "store"
     result = import_(desk, store, path, desk_keys)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,9 +12,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pg import PostgresServer
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
-from portal import cli, migrate
+from portal import cli, migrate, receipt, replykey
+from portal.config import ConfigError
 from portal.db import make_engine
 from portal.models import Base
 
@@ -155,3 +158,134 @@ def test_cli_db_upgrade_reports_an_unreachable_database(capsys, monkeypatch, tmp
     assert err.startswith("portal: error: cannot upgrade the database")
     assert "portal: hint: Check DATABASE_URL." in err
     assert "secretpw" not in err and "Traceback" not in err
+
+
+# --- 0008: the reply public key at rest ---------------------------------------------------
+
+SECRET = secrets.token_urlsafe(32)
+
+
+def _add_thread(url: str, digest: bytes, key: bytes) -> None:
+    """A thread row as a portal at revision 0007 wrote it: the reply key in clear."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO threads (id, lookup_digest, reply_public_key, created_on)"
+                    " VALUES (:id, :digest, :key, :day)"
+                ),
+                {
+                    "id": secrets.token_hex(16),
+                    "digest": digest,
+                    "key": key,
+                    "day": dt.date(2026, 11, 23),
+                },
+            )
+    finally:
+        engine.dispose()
+
+
+def _stored_keys(url: str) -> dict[bytes, bytes]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT lookup_digest, reply_public_key FROM threads"))
+            return {bytes(digest): bytes(key) for digest, key in rows}
+    finally:
+        engine.dispose()
+
+
+def _threads(url: str, count: int = 2, revision: str = "0007") -> dict[bytes, bytes]:
+    """``count`` threads of real receipts at ``revision``; their lookup digests and clear keys."""
+    migrate.upgrade(url, revision)
+    digest_key = receipt.server_digest_key(SECRET.encode())
+    clear = {}
+    for _ in range(count):
+        shown = receipt.generate()
+        digest = receipt.lookup_digest(digest_key, receipt.lookup_token(shown))
+        clear[digest] = receipt.reply_public_key(shown)
+        _add_thread(url, digest, clear[digest])
+    return clear
+
+
+def test_0008_masks_existing_reply_keys_and_downgrade_unmasks_them(empty_url, monkeypatch):
+    clear = _threads(empty_url)
+    monkeypatch.setenv("PORTAL_SECRET_KEY", SECRET)
+    migrate.upgrade(empty_url, "0008")
+    stored = _stored_keys(empty_url)
+    mask_key = replykey.mask_key(SECRET.encode())
+    assert stored == {d: replykey.mask(mask_key, d, k) for d, k in clear.items()}
+    for digest, key in clear.items():
+        assert stored[digest] != key and len(stored[digest]) == 32
+        assert replykey.unmask(mask_key, digest, stored[digest]) == key
+    migrate.downgrade(empty_url, "0007")
+    assert _stored_keys(empty_url) == clear
+
+
+def test_0008_without_the_secret_refuses_and_changes_nothing(empty_url, monkeypatch):
+    clear = _threads(empty_url)
+    monkeypatch.delenv("PORTAL_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="PORTAL_SECRET_KEY is not set") as err:
+        migrate.upgrade(empty_url)
+    assert "PORTAL_SECRET_KEY" in err.value.hint
+    assert migrate.current(empty_url) == "0007"
+    assert _stored_keys(empty_url) == clear
+    # Downgrading needs it as well, and refuses the same way.
+    monkeypatch.setenv("PORTAL_SECRET_KEY", SECRET)
+    migrate.upgrade(empty_url)
+    masked = _stored_keys(empty_url)
+    monkeypatch.delenv("PORTAL_SECRET_KEY")
+    with pytest.raises(ConfigError, match="PORTAL_SECRET_KEY is not set"):
+        migrate.downgrade(empty_url, "0007")
+    assert migrate.current(empty_url) == "0008"
+    assert _stored_keys(empty_url) == masked
+
+
+def test_a_failed_upgrade_of_several_revisions_leaves_the_schema_as_it_was(empty_url,
+                                                                          monkeypatch):  # fmt: skip
+    """0007 creates a table, then 0008 fails: the whole upgrade is undone, on SQLite too."""
+    clear = _threads(empty_url, 1, revision="0006")
+    before = columns(empty_url)
+    monkeypatch.delenv("PORTAL_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="PORTAL_SECRET_KEY is not set"):
+        migrate.upgrade(empty_url)
+    assert migrate.current(empty_url) == "0006"
+    assert columns(empty_url) == before and "deleted_replies" not in before
+    assert _stored_keys(empty_url) == clear
+    monkeypatch.setenv("PORTAL_SECRET_KEY", SECRET)
+    migrate.upgrade(empty_url)  # and a second try, with the secret, goes through
+    assert migrate.current(empty_url) == migrate.head()
+    assert differences(empty_url) == []
+
+
+def test_0008_refuses_a_weak_secret_and_changes_nothing(empty_url, monkeypatch):
+    clear = _threads(empty_url, 1)
+    monkeypatch.setenv("PORTAL_SECRET_KEY", "short")
+    with pytest.raises(ConfigError, match="PORTAL_SECRET_KEY is too short"):
+        migrate.upgrade(empty_url)
+    assert migrate.current(empty_url) == "0007"
+    assert _stored_keys(empty_url) == clear
+
+
+def test_0008_needs_no_secret_without_threads(empty_url, monkeypatch):
+    monkeypatch.delenv("PORTAL_SECRET_KEY", raising=False)
+    migrate.upgrade(empty_url)
+    assert migrate.current(empty_url) == migrate.head()
+    migrate.downgrade(empty_url, "0007")
+    assert migrate.current(empty_url) == "0007"
+
+
+def test_cli_db_upgrade_without_the_secret_says_so(capsys, monkeypatch, tmp_path):
+    data = tmp_path / "data"
+    url = f"sqlite:///{data / 'portal.sqlite3'}"
+    data.mkdir(mode=0o700)
+    clear = _threads(url, 1)
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(data))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("PORTAL_SECRET_KEY", raising=False)
+    assert cli.main(["db", "upgrade"]) == 1
+    err = capsys.readouterr().err
+    assert "PORTAL_SECRET_KEY is not set" in err and "Traceback" not in err
+    assert migrate.current(url) == "0007"
+    assert _stored_keys(url) == clear

@@ -15,10 +15,11 @@ from types import SimpleNamespace
 
 import pytest
 from nacl.public import PrivateKey
+from source_fixtures import MASK_KEY, masked
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from portal import envelope, purge, storage
+from portal import envelope, purge, replykey, storage
 from portal.cli import main
 from portal.config import ConfigError, days_setting, from_env
 from portal.db import Database
@@ -39,8 +40,10 @@ def db(database_url):
 
 def thread(db: Database, data_dir: Path, reply_key: bytes | None = None) -> str:
     body = envelope.seal(b"{}", [storage_key()], SealPath.BROWSER)
-    incoming = storage.Incoming(body, envelope.parse_header(body), secrets.token_bytes(32),
-                                reply_key or storage_key(), SealedBy.BROWSER)  # fmt: skip
+    digest = secrets.token_bytes(32)
+    stored = masked(digest, reply_key or storage_key())
+    incoming = storage.Incoming(body, envelope.parse_header(body), digest, stored,
+                                SealedBy.BROWSER)  # fmt: skip
     storage.store(db, data_dir, incoming, TODAY)
     with db.session() as session:
         return session.scalars(select(Thread.id)).one()
@@ -103,8 +106,8 @@ def test_applying_a_return_bundle_deletes_the_replies_read_before(db, data_dir, 
     read = add_reply(db, data_dir, thread_id, TODAY, read=TODAY)
     unread = add_reply(db, data_dir, thread_id, TODAY)
     # Only the hook is under test here: the bundle's own checks are tests/test_staff_return.py's.
-    monkeypatch.setattr(purge, "check", lambda *args: purge.Applied((), ()))
-    purge.apply(db, data_dir, SimpleNamespace(acknowledgements=(), replies=()))
+    monkeypatch.setattr(purge, "check", lambda *args, **kwargs: purge.Applied((), ()))
+    purge.apply(db, data_dir, SimpleNamespace(acknowledgements=(), replies=()), mask_key=MASK_KEY)
     assert reply_ids(db) == {unread}
     assert not storage.reply_path(data_dir, read).exists()
 
@@ -146,6 +149,20 @@ def test_the_ids_are_added_in_the_transaction_that_deletes_the_rows(db, data_dir
     assert storage.reply_path(data_dir, read).exists()  # rows first: the file is kept too
 
 
+def test_replies_are_checked_against_the_unmasked_key(db, data_dir):
+    """The stored key is masked: a server with another secret unmasks a wrong key and refuses
+    the reply as not sealed to the submitter; with its own secret it stores it."""
+    secret = PrivateKey.generate()
+    thread_id = thread(db, data_dir, bytes(secret.public_key))
+    sealed = envelope.seal(b"{}", [bytes(secret.public_key)], SealPath.DESK)
+    returned = ReturnBundle(TODAY, (), (ReturnedReply(storage.new_id(), thread_id, sealed),))
+    other = replykey.mask_key(secrets.token_urlsafe(32).encode())
+    with pytest.raises(purge.ReturnRefused, match="not sealed to its submitter's reply key"):
+        purge.apply(db, data_dir, returned, mask_key=other)
+    assert reply_ids(db) == set()
+    assert len(purge.apply(db, data_dir, returned, mask_key=MASK_KEY).replies) == 1
+
+
 @pytest.mark.parametrize("how", ["read", "expired"])
 def test_a_bundle_carrying_a_deleted_reply_again_is_refused_and_changes_nothing(db, data_dir,
                                                                                 how):  # fmt: skip
@@ -154,7 +171,7 @@ def test_a_bundle_carrying_a_deleted_reply_again_is_refused_and_changes_nothing(
     sealed = envelope.seal(b"{}", [bytes(secret.public_key)], SealPath.DESK)
     reply_id = storage.new_id()
     returned = ReturnBundle(TODAY, (), (ReturnedReply(reply_id, thread_id, sealed),))
-    assert purge.apply(db, data_dir, returned).replies == (reply_id,)
+    assert purge.apply(db, data_dir, returned, mask_key=MASK_KEY).replies == (reply_id,)
     if how == "read":
         with db.session() as session:
             session.get_one(Reply, reply_id).read_on = TODAY
@@ -165,12 +182,12 @@ def test_a_bundle_carrying_a_deleted_reply_again_is_refused_and_changes_nothing(
         assert purge.expire_replies(db, data_dir, later, 30) == (reply_id,)
     before = everything(db, data_dir)
     with pytest.raises(purge.ReturnRefused, match=r"deleted .* uploaded before"):
-        purge.apply(db, data_dir, returned)
+        purge.apply(db, data_dir, returned, mask_key=MASK_KEY)
     assert everything(db, data_dir) == before
     assert reply_ids(db) == set() and deleted_ids(db) == {reply_id}
     # The same reply under a new id (the desk sealing it again) is stored.
     again = ReturnBundle(TODAY, (), (ReturnedReply(storage.new_id(), thread_id, sealed),))
-    assert len(purge.apply(db, data_dir, again).replies) == 1
+    assert len(purge.apply(db, data_dir, again, mask_key=MASK_KEY).replies) == 1
 
 
 def test_a_missing_reply_file_does_not_stop_the_deletion(db, data_dir):

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from source_fixtures import Team, browser_envelope, reply_key, rows
+from source_fixtures import Team, browser_envelope, clear_reply_key, masked, reply_key, rows
 from sqlalchemy.exc import OperationalError
 
 from portal import envelope, storage
@@ -27,10 +27,13 @@ def db(database_url: str):
     database.dispose()
 
 
-def incoming(team: Team, digest: bytes = b"\x01" * 32) -> storage.Incoming:
+def incoming(
+    team: Team, digest: bytes = b"\x01" * 32, clear: bytes | None = None
+) -> storage.Incoming:
     sealed = browser_envelope(team)
     header = envelope.inspect(io.BytesIO(sealed))
-    return storage.Incoming(sealed, header, digest, reply_key(), SealedBy.BROWSER)
+    stored = masked(digest, clear or reply_key())
+    return storage.Incoming(sealed, header, digest, stored, SealedBy.BROWSER)
 
 
 def listing(data_dir: Path) -> list[str]:
@@ -39,7 +42,8 @@ def listing(data_dir: Path) -> list[str]:
 
 def test_store_writes_the_file_then_exactly_the_allowed_rows(db, database_url, data_dir,
                                                              team_keys):  # fmt: skip
-    item = incoming(team_keys)
+    clear = reply_key()
+    item = incoming(team_keys, clear=clear)
     submission_id = storage.store(db, data_dir, item, DAY)
     path = storage.envelope_path(data_dir, submission_id)
     midnight = calendar.timegm(DAY.timetuple())  # the file keeps the day, not the time
@@ -53,7 +57,9 @@ def test_store_writes_the_file_then_exactly_the_allowed_rows(db, database_url, d
     (submission,) = found["submissions"]
     assert set(thread) == {"id", "lookup_digest", "reply_public_key", "created_on"}
     assert bytes(thread["lookup_digest"]) == item.lookup_digest
-    assert bytes(thread["reply_public_key"]) == item.reply_public_key
+    # Stored as given, masked: never the clear key, which a receipt alone gives.
+    assert bytes(thread["reply_public_key"]) == item.masked_reply_key != clear
+    assert clear_reply_key(thread) == clear
     assert thread["created_on"] == DAY and len(thread["id"]) == 32
     assert submission == {
         "id": submission_id,

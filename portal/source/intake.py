@@ -1,7 +1,9 @@
 """Storing an accepted envelope, whichever path sealed it.
 
 The server keeps the envelope, the keyed digest of the lookup token (never
-the token), the reply public key and the allowed metadata; the day of
+the token), the reply public key masked under a key from the server's secret
+(``portal.replykey``: a copy of the database cannot be matched against a
+receipt without the secret) and the allowed metadata; the day of
 arrival is the UTC date, never the time. A failure stores nothing and is
 reported to the submitter; the operator's log gets the cause, never the
 submission.
@@ -13,7 +15,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
-from portal import receipt, storage
+from portal import receipt, replykey, storage
 from portal.envelope import Header
 from portal.models import SealedBy
 from portal.report import N_
@@ -56,7 +58,8 @@ def accept(
     """
     current = state.current()
     digest = receipt.lookup_digest(current.digest_key, token)
-    incoming = storage.Incoming(envelope, header, digest, reply_public_key, sealed_by)
+    masked = replykey.mask(current.mask_key, digest, reply_public_key)
+    incoming = storage.Incoming(envelope, header, digest, masked, sealed_by)
     try:
         storage.store(current.db, current.config.data_dir, incoming, today(), attachments)
     except storage.LookupTokenTaken:

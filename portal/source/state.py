@@ -16,7 +16,7 @@ from typing import cast
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal import migrate, receipt
+from portal import migrate, receipt, replykey
 from portal.config import Config
 from portal.db import Database
 from portal.keys import KeyManifestError, RecipientKey, load_manifest
@@ -39,6 +39,7 @@ class SourceState:
     config: Config
     db: Database
     digest_key: bytes
+    mask_key: bytes  # masks the stored reply public keys (portal.replykey)
     keys: tuple[RecipientKey, ...]
     assets: Assets | None
     demo: bool = False
@@ -89,6 +90,7 @@ def build(config: Config, assets: Assets | None) -> SourceState:
         config=config,
         db=db,
         digest_key=receipt.server_digest_key(secret),
+        mask_key=replykey.mask_key(secret),
         keys=keys,
         assets=assets,
         demo=demo,

@@ -74,7 +74,7 @@ def download_export() -> ResponseReturnValue:
     day = dt.datetime.now(dt.UTC).date()
     spool = tempfile.TemporaryFile(dir=storage.prepare(data_dir))  # noqa: SIM115 - handed to the response
     try:
-        items = export.export_to(current.db, data_dir, spool, day)
+        items = export.export_to(current.db, data_dir, spool, day, mask_key=current.mask_key)
         spool.flush()
         size = spool.tell()
         spool.seek(0)
@@ -120,7 +120,9 @@ def upload_return() -> ResponseReturnValue:
             problem += " " + err.hint
         return _page(problem, 400)
     try:
-        applied = purge.apply(current.db, current.config.data_dir, returned)
+        applied = purge.apply(
+            current.db, current.config.data_dir, returned, mask_key=current.mask_key
+        )
     except purge.ReturnRefused as err:
         return _page(str(err), 409)
     return _page(result=applied)

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
+from portal import replykey
 from portal.config import Config
 from portal.db import Database
 from portal.source.state import check_database
@@ -25,6 +26,7 @@ class StaffApp:
     db: Database
     secret_key: bytes  # PORTAL_SECRET_KEY: opens the sealed TOTP secrets
     session_key: bytes  # signs the staff session cookie and its CSRF tokens
+    mask_key: bytes  # unmasks the stored reply public keys (portal.replykey)
 
 
 def session_key(secret: bytes) -> bytes:
@@ -38,7 +40,13 @@ def build(config: Config) -> StaffApp:
     secret = config.require_secret()
     db = Database(config.database_url)
     check_database(db)
-    return StaffApp(config=config, db=db, secret_key=secret, session_key=session_key(secret))
+    return StaffApp(
+        config=config,
+        db=db,
+        secret_key=secret,
+        session_key=session_key(secret),
+        mask_key=replykey.mask_key(secret),
+    )
 
 
 def current() -> StaffApp:

@@ -23,7 +23,7 @@ import pytest
 from harness import JS_MODES, PASSPHRASE, Server
 from playwright.sync_api import Page, Request
 
-from portal import envelope, keyfile, receipt, report, storage
+from portal import envelope, keyfile, receipt, replykey, report, storage
 from portal.config import DATABASE_NAME
 from portal.db import Database
 from portal.desk import followups
@@ -43,7 +43,8 @@ def plant(server: Server) -> tuple[str, Path]:
     sealed = envelope.seal(json.dumps(document).encode(), [team.recipient.public_key],
                            SealPath.BROWSER)  # fmt: skip
     db = Database(f"sqlite:///{server.data_dir / DATABASE_NAME}")
-    incoming = storage.Incoming(sealed, envelope.parse_header(sealed), digest, reply_key,
+    stored = replykey.mask(replykey.mask_key(server.secret.encode()), digest, reply_key)
+    incoming = storage.Incoming(sealed, envelope.parse_header(sealed), digest, stored,
                                 SealedBy.BROWSER)  # fmt: skip
     first = storage.store(db, server.data_dir, incoming, dt.datetime.now(dt.UTC).date())
     db.engine.dispose()

@@ -29,7 +29,7 @@ from playwright.sync_api import Request
 from source_fixtures import running_source
 from sqlalchemy import select
 
-from portal import envelope, receipt, signing, storage
+from portal import envelope, receipt, replykey, signing, storage
 from portal.config import DATABASE_NAME
 from portal.db import Database
 from portal.envelope import SealPath
@@ -74,8 +74,9 @@ def plant(server: Server, text: str, signer: SigningKey | None = DESK) -> str:
     report = envelope.seal(b"{}", [reply_key], SealPath.BROWSER)
     db = Database(f"sqlite:///{server.data_dir / DATABASE_NAME}")
     today = dt.datetime.now(dt.UTC).date()
+    stored = replykey.mask(replykey.mask_key(server.secret.encode()), digest, reply_key)
     incoming = storage.Incoming(
-        report, envelope.parse_header(report), digest, reply_key, SealedBy.BROWSER
+        report, envelope.parse_header(report), digest, stored, SealedBy.BROWSER
     )
     storage.store(db, server.data_dir, incoming, today)
     with db.session() as session:
