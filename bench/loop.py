@@ -55,7 +55,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from portal import attachment, envelope, keyfile, migrate, receipt, report, storage
+from portal import attachment, envelope, keyfile, migrate, receipt, replykey, report, storage
 from portal.db import Database
 from portal.models import SealedBy, Submission, Thread
 
@@ -79,16 +79,19 @@ FIELDS = {
 # VmHWM is read from /proc because ru_maxrss of a forked child counts the
 # parent's pages at fork time. Seconds are measured inside the child, so
 # interpreter start-up and imports are not counted (the wall time is shown).
-CHILD = r"""
+CHILD = (
+    f"SERVER_SECRET = {SERVER_SECRET!r}\n"
+    + r"""
 import datetime as dt, json, os, shutil, sys, tarfile, time
 from pathlib import Path
 stage, args = sys.argv[1], sys.argv[2:]
 extra = {}
 if stage in ("export", "purge"):
-    from portal import export, purge, returnbundle
+    from portal import export, purge, replykey, returnbundle
     from portal.db import Database
     db = Database(args[0])
     data_dir = Path(args[1])
+    MASK_KEY = replykey.mask_key(SERVER_SECRET)
 elif stage in ("import", "return"):
     from portal.desk import cli
 elif stage in ("open", "stream"):
@@ -97,7 +100,7 @@ start = time.perf_counter()
 if stage == "export":
     day = dt.datetime.now(dt.UTC).date()
     with open(args[2], "wb") as out:
-        items = export.export_to(db, data_dir, out, day)
+        items = export.export_to(db, data_dir, out, day, mask_key=MASK_KEY)
         out.flush()
         os.fsync(out.fileno())
     export.mark_exported(db, items, day)
@@ -131,7 +134,7 @@ elif stage == "stream":
         os.unlink(scratch)
 elif stage == "purge":
     returned = returnbundle.parse(Path(args[2]).read_bytes(), [bytes.fromhex(args[3])])
-    applied = purge.apply(db, data_dir, returned)
+    applied = purge.apply(db, data_dir, returned, mask_key=MASK_KEY)
     extra["deleted"], extra["kept"] = len(applied.deleted), len(applied.kept)
 elif stage == "unlink":
     for name in os.listdir(args[0]):
@@ -144,6 +147,7 @@ with open("/proc/self/status") as fh:
     hwm = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
 print(json.dumps({"seconds": seconds, "rss_mib": hwm / 1024, **extra}))
 """
+)
 
 
 def run_child(stage: str, *args: str) -> dict[str, float]:
@@ -182,8 +186,9 @@ def store_report(
     digest = receipt.lookup_digest(
         receipt.server_digest_key(SERVER_SECRET), receipt.lookup_token(code)
     )
+    masked = replykey.mask(replykey.mask_key(SERVER_SECRET), digest, reply_key)
     incoming = storage.Incoming(
-        sealed, envelope.parse_header(sealed), digest, reply_key, SealedBy.BROWSER
+        sealed, envelope.parse_header(sealed), digest, masked, SealedBy.BROWSER
     )
     staged = [storage.Staged(path, read_header(path), SealedBy.BROWSER) for path, _ in files]
     storage.store(db, data_dir, incoming, dt.datetime.now(dt.UTC).date(), staged)
