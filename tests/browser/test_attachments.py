@@ -93,7 +93,14 @@ def check_stored(server: Server, marker: str, chosen: list[Path], sealed_by: str
     report, files = open_stored(server)
     assert report["sealed_by"] == sealed_by
     assert report["fields"] == expected_fields(marker)
-    listed = report["attachments"]
+    check_files(report, files, chosen, server)
+    assert_no_trace(server, marker)
+
+
+def check_files(document: dict[str, Any], files: dict[str, Any], chosen: list[Path],
+                server: Server) -> None:  # fmt: skip
+    """The document lists exactly ``chosen``, and each stored file is its bytes, verified."""
+    listed = document["attachments"]
     assert [entry["name"] for entry in listed] == [p.name for p in chosen]
     assert len(files) == len(chosen)
     for entry, path in zip(listed, chosen, strict=True):
@@ -102,21 +109,22 @@ def check_stored(server: Server, marker: str, chosen: list[Path], sealed_by: str
         assert meta.listing() == entry
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
         assert entry["size"] == len(data)
-        assert desk_decrypt(server, stored) == data
-    assert_no_trace(server, marker)
+        opened, said = desk_decrypt(server, stored)
+        assert opened == data
+        assert f"{entry['size']} bytes); SHA-256 verified" in said, said
 
 
-def desk_decrypt(server: Server, path: Path) -> bytes:
-    """What `portal-desk decrypt` writes for an attachment envelope: the file alone."""
+def desk_decrypt(server: Server, path: Path) -> tuple[bytes, str]:
+    """What `portal-desk decrypt` writes for an attachment envelope, and what it says."""
     out = server.data_dir.parent / "desk-file.bin"
-    subprocess.run(
+    done = subprocess.run(
         [BIN / "portal-desk", "decrypt", "--secret-key", server.team.key_file,
          "--passphrase-file", server.team.passphrase_file, "-o", out, path],
-        check=True, capture_output=True,
+        check=True, capture_output=True, text=True,
     )  # fmt: skip
     data = out.read_bytes()
     out.unlink()
-    return data
+    return data, done.stderr
 
 
 class Requests:

@@ -24,18 +24,16 @@ saying it verified the SHA-256.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import sqlite3
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
-from harness import BIN, PASSPHRASE, Server
+from harness import PASSPHRASE, Server
 from playwright.sync_api import Page
-from test_attachments import Requests, make_files
+from test_attachments import Requests, check_files, make_files
 from test_followup import assert_no_trace, fill, plant
 from test_submit import RECEIPT, expected_fields, stored_envelopes
 from test_submit import fill as fill_report
@@ -70,36 +68,6 @@ def open_all(server: Server, first: Path, shown: str) -> tuple[dict[str, Any], d
         document = checked.document
     assert document is not None, "no follow-up stored"
     return document, files
-
-
-def desk_decrypt(server: Server, path: Path) -> tuple[bytes, str]:
-    """What `portal-desk decrypt` writes for an attachment envelope, and what it says."""
-    out = server.data_dir.parent / "desk-file.bin"
-    done = subprocess.run(
-        [BIN / "portal-desk", "decrypt", "--secret-key", server.team.key_file,
-         "--passphrase-file", server.team.passphrase_file, "-o", out, path],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    data = out.read_bytes()
-    out.unlink()
-    return data, done.stderr
-
-
-def check_files(document: dict[str, Any], files: dict[str, Any], chosen: list[Path],
-                server: Server) -> None:  # fmt: skip
-    """The follow-up lists exactly ``chosen``, and each stored file is its bytes, verified."""
-    listed = document["attachments"]
-    assert [entry["name"] for entry in listed] == [p.name for p in chosen]
-    assert len(files) == len(chosen)
-    for entry, path in zip(listed, chosen, strict=True):
-        meta, data, stored = files[entry["id"]]
-        assert data == path.read_bytes(), f"{path.name} differs"
-        assert meta.listing() == entry
-        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
-        assert entry["size"] == len(data)
-        opened, said = desk_decrypt(server, stored)
-        assert opened == data
-        assert f"{entry['size']} bytes); SHA-256 verified" in said, said
 
 
 def send_report_without_js(page: Page, server_url: str, marker: str) -> str:
