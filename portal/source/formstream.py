@@ -32,8 +32,8 @@ from portal.storage import Staged
 log = logging.getLogger(__name__)
 
 FILES_TOO_LARGE = N_(
-    "The files are larger than this portal accepts with one report, or there are too many,"
-    " so nothing was stored. Go back, remove some files and send the form again."
+    "The files are larger than this portal accepts at once, or there are too many, so"
+    " nothing was stored. Go back, remove some files and send the form again."
 )
 NO_LENGTH = N_(
     "The form arrived without its length, so nothing was stored. Go back and send it again."

@@ -46,8 +46,9 @@ DISK_FULL = N_(
     "The portal's disk is nearly full, so it cannot accept these files, and nothing was"
     " stored. Try again in a day or two, or send smaller files."
 )
+# Said by both no-JavaScript forms, the report's and the follow-up's.
 NOT_STORED = N_(
-    "The portal could not store the report, so nothing was kept. Please try again later."
+    "The portal could not store what you sent, so nothing was kept. Please try again later."
 )
 
 
